@@ -1,0 +1,43 @@
+# sematic-metrics: `make run` serves with the embedded engine, `make test` tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+export SEMATIC_METRICS_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install run migrate lint format test test-server bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/sematic-metrics serve
+
+migrate: install
+	$(VENV)/bin/sematic-metrics migrate
+
+lint: install
+	$(VENV)/bin/ruff check sematic_metrics tests benchmarks
+	$(VENV)/bin/ruff format --check sematic_metrics tests benchmarks
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix sematic_metrics tests benchmarks
+	$(VENV)/bin/ruff format sematic_metrics tests benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/bench_core.py
+
+bench-quick: install
+	$(PY) benchmarks/bench_core.py --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

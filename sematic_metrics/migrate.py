@@ -1,0 +1,104 @@
+"""Apply schema/NNN_*.sql in order and record what ran."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sematic_metrics._sql import q, schema_dir, split_statements
+from sematic_metrics.errors import StoreError
+from sematic_metrics.store import Store
+
+log = logging.getLogger(__name__)
+_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_TTL = re.compile(r"\bTTL .*toIntervalDay\((?:_CAST\()?(\d+)")
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version    UInt32   COMMENT 'Number of the schema file',
+    name       String   COMMENT 'File name',
+    checksum   String   COMMENT 'SHA-256 of the file when applied',
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When it was applied'
+)
+ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version
+COMMENT 'Schema files applied to this database'
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def text(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def statements(self) -> list[str]:
+        return split_statements(self.text)
+
+
+def discover(directory: Path | None = None) -> list[Migration]:
+    directory = directory or schema_dir()
+    found = []
+    for path in sorted(directory.iterdir()):
+        match = _FILE.match(path.name)
+        if match:
+            found.append(Migration(int(match.group(1)), path.name, path))
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        raise StoreError(f"two schema files share a number in {directory}; renumber one")
+    return found
+
+
+def applied(store: Store) -> dict[int, str]:
+    rows = store.query("SELECT version, argMax(checksum, applied_at) FROM schema_migrations GROUP BY version")
+    return {int(v): str(c) for v, c in rows}
+
+
+def migrate(store: Store, directory: Path | None = None) -> list[str]:
+    """Apply every schema file not yet recorded; return the names applied."""
+    store.command(_LEDGER)
+    done = applied(store)
+    ran: list[str] = []
+    for migration in discover(directory):
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                log.warning("schema file %s changed after it was applied", migration.name)
+            continue
+        for statement in migration.statements():
+            store.command(statement)
+        store.command(
+            "INSERT INTO schema_migrations (version, name, checksum) "
+            "VALUES ({v:UInt32}, {n:String}, {c:String})",
+            {"v": migration.version, "n": migration.name, "c": migration.checksum},
+        )
+        log.info("applied schema file %s", migration.name)
+        ran.append(migration.name)
+    apply_ttl(store)
+    return ran
+
+
+def apply_ttl(store: Store) -> None:
+    """Set or remove the retention TTL only when it differs from the config."""
+    rows = store.query(q("table_ddl"))
+    ddl = str(rows[0][0]) if rows else ""
+    match = _TTL.search(ddl)
+    current = int(match.group(1)) if match else None
+    wanted = store.settings.ttl_days
+    if wanted == current:
+        return
+    if wanted:
+        store.command(q("set_ttl"), {"days": wanted})
+    elif " TTL " in ddl:
+        store.command(q("remove_ttl"))

@@ -1,0 +1,66 @@
+"""msgspec wire structs shared by the SDK and the server."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class MetricType(enum.IntEnum):
+    """Sematic's metric types: COUNT is summed per bucket, GAUGE averaged."""
+
+    COUNT = 0
+    GAUGE = 1
+
+
+class MetricScope(str, enum.Enum):
+    """Sematic's metric scopes, stored in the ``__scope__`` label."""
+
+    RUN = "0"
+    PIPELINE = "1"
+
+
+Labels = dict[str, "str | None"]
+# A value is a number; null and the strings NaN / Infinity / -Infinity carry
+# the non-finite floats that JSON cannot spell.
+WireValue = float | str | None
+
+
+class MetricPoint(msgspec.Struct, omit_defaults=True):
+    """One point in Sematic's form."""
+
+    name: str
+    value: WireValue
+    metric_type: int
+    metric_time: float
+    labels: Labels = msgspec.field(default_factory=dict)
+    step: int | None = None
+
+
+class CompactPoints(msgspec.Struct, omit_defaults=True):
+    """Points as parallel arrays; ``step`` is optional."""
+
+    name: list[str]
+    value: list[WireValue]
+    metric_type: list[int]
+    metric_time: list[float]
+    step: list[int | None] | None = None
+
+
+class IngestBody(msgspec.Struct, omit_defaults=True):
+    """``POST /api/v1/metrics``: either ``metric_points`` (Sematic's form) or
+    ``labels`` + ``points`` (the compact form)."""
+
+    metric_points: list[MetricPoint] | None = None
+    labels: Labels | None = None
+    points: CompactPoints | None = None
+
+
+class IngestResult(msgspec.Struct):
+    stored: int
+    duplicate: bool = False
+
+
+INGEST_DECODER = msgspec.json.Decoder(IngestBody)
+ENCODER = msgspec.json.Encoder()

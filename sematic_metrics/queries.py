@@ -1,0 +1,232 @@
+"""Read paths of the metrics API: bucketed series, names and deletes.
+
+The aggregation runs in ClickHouse (the metric_series view); Python only
+chooses the bucket width and shapes the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sematic_metrics._columns import MAX_TIME, MIN_TIME
+from sematic_metrics._sql import q
+from sematic_metrics.catalog import TYPE_NAMES, Catalog
+from sematic_metrics.errors import InvalidInputError, NotFoundError
+from sematic_metrics.store import Store
+
+GROUP_BY_OPTIONS = ("run_id", "function_path", "root_id", "root_function_path")
+MAX_SERIES_POINTS = 300
+_US = 1_000_000
+Rollup = int | Literal["auto"] | None
+
+
+@dataclass(frozen=True)
+class MetricsFilter:
+    """The label filter and half-open time window shared by reads and deletes."""
+
+    from_us: int = int(MIN_TIME) * _US
+    to_us: int = int(MAX_TIME) * _US
+    filters: dict[str, str] = field(default_factory=dict)
+    root: int = -1
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "from_us": self.from_us,
+            "to_us": self.to_us,
+            "filter_keys": list(self.filters),
+            "filter_values": list(self.filters.values()),
+            "root": self.root,
+        }
+
+
+def _time_param(raw: str | None, name: str, default: float) -> int:
+    if raw is None or raw == "":
+        value = default
+    else:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidInputError(f"{name}: {raw[:40]!r} is not a number of epoch seconds") from None
+        if math.isnan(value):
+            raise InvalidInputError(f"{name}: NaN is not a time")
+    value = min(max(value, MIN_TIME), MAX_TIME)
+    return math.floor(value * _US)
+
+
+def parse_labels(raw: str | None) -> tuple[dict[str, str], int]:
+    """Parse the ``labels`` JSON object into (label filters, root flag)."""
+    if not raw:
+        return {}, -1
+    try:
+        labels = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInputError(f"labels: not a JSON object ({exc})") from None
+    if not isinstance(labels, dict):
+        raise InvalidInputError("labels: must be a JSON object of label name to value")
+    filters: dict[str, str] = {}
+    root = -1
+    for key, value in labels.items():
+        if key == "root":
+            if not isinstance(value, bool):
+                raise InvalidInputError("labels.root: must be true or false")
+            root = int(value)
+        elif value is None:
+            filters[key] = ""
+        elif isinstance(value, str | int | float):  # numbers and booleans as str() of them
+            filters[key] = str(value)
+        else:
+            raise InvalidInputError(f"labels.{key}: must be a string, a number or null")
+    return filters, root
+
+
+def parse_filter(params: Mapping[str, str]) -> MetricsFilter:
+    filters, root = parse_labels(params.get("labels"))
+    return MetricsFilter(
+        from_us=_time_param(params.get("from_time"), "from_time", 0.0),
+        to_us=_time_param(params.get("to_time"), "to_time", time.time()),
+        filters=filters,
+        root=root,
+    )
+
+
+def parse_group_by(raw: str | None) -> list[str]:
+    group_by = [part.strip() for part in (raw or "").split(",") if part.strip()]
+    for part in group_by:
+        if part not in GROUP_BY_OPTIONS:
+            raise InvalidInputError(
+                f"group_by: {part[:60]!r} is not a groupable label; options are {', '.join(GROUP_BY_OPTIONS)}"
+            )
+    return list(dict.fromkeys(group_by))
+
+
+def parse_rollup(raw: str | None) -> Rollup:
+    if raw is None:
+        return None
+    if raw == "auto":
+        return "auto"
+    if raw.isdigit() and 0 < int(raw) <= 10**10:
+        return int(raw)
+    raise InvalidInputError(f"rollup: {raw[:40]!r} is not valid; use a positive number of seconds or 'auto'")
+
+
+def bucket_width_s(extents: list[tuple[int, int]], minimum_s: int) -> int:
+    """Smallest whole seconds >= minimum_s keeping every series at <= 300 buckets.
+
+    ``extents`` are (first_us, last_us) per series; buckets are floor-aligned
+    to multiples of the width since the epoch.
+    """
+    if not extents:
+        return max(minimum_s, 1)
+    span = max(last - first for first, last in extents)
+    width = max(minimum_s, 1, math.ceil(span / (MAX_SERIES_POINTS * _US)))
+
+    def fits(w: int, first: int, last: int) -> bool:
+        step = w * _US
+        return last // step - first // step + 1 <= MAX_SERIES_POINTS
+
+    while True:
+        # A series shorter than 298 widths always fits, whatever its alignment.
+        tight = [(f, last) for f, last in extents if last - f >= (MAX_SERIES_POINTS - 2) * width * _US]
+        if all(fits(width, f, last) for f, last in tight):
+            return width
+        width += 1
+
+
+def _timestamp(bucket_us: int) -> str:
+    if bucket_us % _US == 0:
+        return str(bucket_us // _US)
+    return repr(bucket_us / _US)
+
+
+SeriesFn = Callable[[Store, str, MetricsFilter, list[str], Rollup], dict[str, Any]]
+# Names served from other tables (pipeline statistics) register here.
+SYSTEM_SERIES: dict[str, SeriesFn] = {}
+
+
+def metric_type_name(catalog: Catalog, name: str) -> str:
+    code = catalog.type_of(name)
+    if code is None:
+        raise NotFoundError(f"metric {name!r} not found: no point was ever stored under that name")
+    return TYPE_NAMES[code]
+
+
+def series(
+    store: Store,
+    catalog: Catalog,
+    name: str,
+    flt: MetricsFilter,
+    group_by: list[str],
+    rollup: Rollup,
+) -> dict[str, Any]:
+    """The ``content`` of ``GET /api/v1/metrics/{name}``."""
+    system = SYSTEM_SERIES.get(name)
+    if system is not None:
+        return system(store, name, flt, group_by, rollup)
+    type_name = metric_type_name(catalog, name)
+    return run_series(store, q("series"), {"name": name}, type_name, name, flt, group_by, rollup)
+
+
+def run_series(
+    store: Store,
+    sql: str,
+    extra: Mapping[str, Any],
+    type_name: str,
+    name: str,
+    flt: MetricsFilter,
+    group_by: list[str],
+    rollup: Rollup,
+) -> dict[str, Any]:
+    """Run a metric_series-shaped query with the width the rollup asks for."""
+    params: dict[str, Any] = {
+        **extra,
+        **flt.params(),
+        "gauge": type_name == "GAUGE",
+        **{f"by_{g}": g in group_by for g in GROUP_BY_OPTIONS},
+        "width_us": 0,
+    }
+    rows = store.query(sql, params) if flt.from_us < flt.to_us else []
+    if rollup is not None and rows:
+        if rollup == "auto" and all(r[8] <= MAX_SERIES_POINTS for r in rows):
+            width_us = 1
+        else:
+            minimum = 1 if rollup == "auto" else int(rollup)
+            width_us = bucket_width_s([(r[6], r[7]) for r in rows], minimum) * _US
+        rows = store.query(sql, {**params, "width_us": width_us})
+    positions = [GROUP_BY_OPTIONS.index(g) for g in group_by]
+    out: list[list[Any]] = []
+    for row in rows:
+        labels = [str(row[i]) for i in positions]
+        if rollup is not None:
+            labels.insert(0, _timestamp(int(row[4])))
+        out.append([row[5], labels])
+    columns = (["timestamp"] if rollup is not None else []) + group_by
+    return {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
+
+
+def names(store: Store, flt: MetricsFilter) -> list[str]:
+    found = [str(r[0]) for r in store.query(q("names_matching"), flt.params())]
+    for system_name, fn in SYSTEM_NAMES.items():
+        if fn(store, flt):
+            found.append(system_name)
+    return sorted(set(found))
+
+
+# Names served from other tables that exist for a filter register here.
+SYSTEM_NAMES: dict[str, Callable[[Store, MetricsFilter], bool]] = {}
+
+
+def delete(store: Store, catalog: Catalog, name: str, flt: MetricsFilter) -> int:
+    if name in SYSTEM_SERIES:
+        raise InvalidInputError(f"name: {name!r} is computed from runs and cannot be deleted")
+    metric_type_name(catalog, name)
+    params = {"name": name, **flt.params()}
+    rows = store.query(q("count_matching"), params)
+    matched = int(rows[0][0] or 0) if rows else 0
+    if matched:
+        store.command(q("delete_matching"), params)
+    return matched
