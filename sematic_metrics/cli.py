@@ -21,16 +21,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "--workers > 1 needs a ClickHouse server: the embedded engine locks its data "
             "directory to one process. Set SEMATIC_METRICS_CLICKHOUSE_URL or use one worker."
         )
+    from sematic_metrics.migrate import migrate
+    from sematic_metrics.store import Store
+
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=30,
-        timeout_keep_alive=30,
-    )
+    # Open the store and apply the schema before binding, so a locked data
+    # directory or an unreachable server fails with its own message.
+    with Store(settings) as store:
+        migrate(store)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=30,
+            timeout_keep_alive=30,
+        )
     return 0
 
 
