@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -154,39 +154,75 @@ def _points_table(points: Sequence[MetricPoint], batch_id: str, user_id: str | N
     if not points:
         raise InvalidInputError("metric_points: empty; send at least one point")
     n = len(points)
-    names, types, times, values, steps = [], [], [], [], []
-    known_cols: list[list[str]] = [[] for _ in WELL_KNOWN]
-    maps: list[list[tuple[str, str]]] = []
-    cache: dict[int, tuple[list[str], list[tuple[str, str]]]] = {}
+    names = pa.array([p.name for p in points], pa.string())
+    types = pa.array([p.metric_type for p in points], pa.int64())
+    seconds = pa.array([p.metric_time for p in points], pa.float64())
+    _check_columns(names, types, seconds, lambda i, field: f"metric_points[{i}].{field}")
+    raw_values = [p.value for p in points]
+    try:
+        values = pa.array(raw_values, pa.float64()).fill_null(math.nan)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        values = pa.array(
+            [_value(v, f"metric_points[{i}].value") for i, v in enumerate(raw_values)], pa.float64()
+        )
+    # Points of a batch share few distinct label sets: split each set once and
+    # build the label columns as a dictionary take.
+    sets: dict[tuple[tuple[str, str | None], ...], int] = {}
+    splits: list[tuple[list[str], list[tuple[str, str]]]] = []
+    index: list[int] = []
     for i, p in enumerate(points):
-        where = f"metric_points[{i}]"
-        _check_name(p.name, f"{where}.name")
-        _check_type(p.metric_type, f"{where}.metric_type")
-        _check_time(p.metric_time, f"{where}.metric_time")
-        values.append(_value(p.value, f"{where}.value"))
-        names.append(p.name)
-        types.append(p.metric_type)
-        times.append(round(p.metric_time * 1e6))
-        steps.append(p.step)
-        # Points of one batch usually share one labels dict object.
-        split = cache.get(id(p.labels))
-        if split is None:
-            split = split_labels(_with_user(p.labels, user_id), f"{where}.labels")
-            cache[id(p.labels)] = split
-        for column, value in zip(known_cols, split[0], strict=True):
-            column.append(value)
-        maps.append(split[1])
+        key = tuple(p.labels.items())
+        slot = sets.get(key)
+        if slot is None:
+            slot = sets[key] = len(splits)
+            splits.append(split_labels(_with_user(p.labels, user_id), f"metric_points[{i}].labels"))
+        index.append(slot)
+    take = pa.array(index, pa.int32())
     columns: list[Any] = [
-        pa.array(names, pa.string()),
-        pa.array(types, pa.int8()),
-        pa.array(times, pa.int64()).cast(SCHEMA.field("metric_time").type),
-        pa.array(values, pa.float64()),
-        pa.array(steps, pa.int64()),
-        *(pa.array(col, pa.string()) for col in known_cols),
-        pa.array(maps, _MAP),
-        pa.repeat(pa.scalar(batch_id, pa.string()), n),
+        names,
+        types.cast(pa.int8()),
+        _micros(seconds),
+        values,
+        pa.array([p.step for p in points], pa.int64()),
+        *(pa.array([sp[0][c] for sp in splits], pa.string()).take(take) for c in range(len(WELL_KNOWN))),
+        pa.array([sp[1] for sp in splits], _MAP).take(take),
+        _const(batch_id, n, pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _micros(seconds: pa.Array) -> pa.Array:
+    micros = pc.cast(pc.round(pc.multiply(seconds, 1e6)), pa.int64())
+    return micros.cast(SCHEMA.field("metric_time").type)
+
+
+def _check_columns(
+    names: pa.Array,
+    types: pa.Array,
+    seconds: pa.Array,
+    where: Callable[[int, str], str],
+) -> None:
+    """Bulk checks of names, types and times; the first bad entry is reported."""
+    lengths = pc.utf8_length(names)
+    names_ok = pc.and_(
+        pc.and_(pc.greater(lengths, 0), pc.less_equal(lengths, MAX_NAME)), pc.invert(pc.utf8_is_space(names))
+    )
+    if not pc.all(names_ok).as_py():
+        i = _first_bad(names_ok)
+        _check_name(names[i].as_py(), where(i, "name"))
+    types_ok = pc.is_in(types, pa.array([0, 1], pa.int64()))
+    if not pc.all(types_ok).as_py():
+        i = _first_bad(types_ok)
+        _check_type(types[i].as_py(), where(i, "metric_type"))
+    times_ok = pc.and_(pc.greater_equal(seconds, MIN_TIME), pc.less(seconds, MAX_TIME))
+    if not pc.all(times_ok).as_py():
+        i = _first_bad(times_ok)
+        _check_time(seconds[i].as_py(), where(i, "metric_time"))
+
+
+def _const(value: Any, n: int, type_: pa.DataType) -> pa.Array:
+    """n copies of one value (a take of index 0: far cheaper than pa.repeat)."""
+    return pa.array([value], type_).take(pa.nulls(n, pa.int32()).fill_null(0))
 
 
 def _first_bad(mask: pa.Array) -> int:
@@ -210,34 +246,22 @@ def _compact_table(body: IngestBody, batch_id: str, user_id: str | None) -> pa.T
         if length != n:
             raise InvalidInputError(f"points.{field}: has {length} entries but points.name has {n}")
     names = pa.array(pts.name, pa.string())
-    lengths_ok = pc.and_(pc.greater(pc.utf8_length(names), 0), pc.less_equal(pc.utf8_length(names), MAX_NAME))
-    if not pc.all(lengths_ok).as_py():
-        i = _first_bad(lengths_ok)
-        _check_name(pts.name[i], f"points.name[{i}]")
     types = pa.array(pts.metric_type, pa.int64())
-    types_ok = pc.is_in(types, pa.array([0, 1], pa.int64()))
-    if not pc.all(types_ok).as_py():
-        i = _first_bad(types_ok)
-        _check_type(pts.metric_type[i], f"points.metric_type[{i}]")
     seconds = pa.array(pts.metric_time, pa.float64())
-    times_ok = pc.and_(pc.greater_equal(seconds, MIN_TIME), pc.less(seconds, MAX_TIME))
-    if not pc.all(times_ok).as_py():
-        i = _first_bad(times_ok)
-        _check_time(pts.metric_time[i], f"points.metric_time[{i}]")
+    _check_columns(names, types, seconds, lambda i, field: f"points.{field}[{i}]")
     try:
         values = pa.array(pts.value, pa.float64()).fill_null(math.nan)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         values = pa.array([_value(v, f"points.value[{i}]") for i, v in enumerate(pts.value)], pa.float64())
-    micros = pc.cast(pc.round(pc.multiply(seconds, 1e6)), pa.int64())
     known, rest = split_labels(_with_user(body.labels or {}, user_id), "labels")
     columns: list[Any] = [
         names,
         types.cast(pa.int8()),
-        micros.cast(SCHEMA.field("metric_time").type),
+        _micros(seconds),
         values,
         pa.array(pts.step, pa.int64()) if pts.step is not None else pa.nulls(n, pa.int64()),
-        *(pa.repeat(pa.scalar(v, pa.string()), n) for v in known),
-        pa.repeat(pa.scalar(rest, _MAP), n),
-        pa.repeat(pa.scalar(batch_id, pa.string()), n),
+        *(_const(v, n, pa.string()) for v in known),
+        _const(rest, n, _MAP),
+        _const(batch_id, n, pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=SCHEMA)

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -133,10 +134,13 @@ class Writer:
         if accepted:
             table = pa.concat_tables([item.table for item in accepted])
             keys = sorted(item.key for item in accepted if item.key)
-            settings = {}
+            # Always a token: without one ClickHouse would dedup an insert whose
+            # block merely equals an earlier one, and drop acknowledged points.
             if len(keys) == len(accepted):
                 token = hashlib.sha256("\n".join(keys).encode()).hexdigest()
-                settings["insert_deduplication_token"] = token
+            else:
+                token = uuid.uuid4().hex
+            settings = {"insert_deduplication_token": token}
             try:
                 self._store.insert_arrow("metric_points", table, settings)
             except StoreError as exc:

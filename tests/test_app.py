@@ -355,3 +355,21 @@ def test_auth_required_when_keys_configured(keyed_live: Any) -> None:
         assert c.get("/api/v1/metrics", headers=reader).status_code == 200
     rows = keyed_live.service.store.query("SELECT user_id FROM metric_points")
     assert rows == [("alice",)]
+
+
+def test_identical_batches_without_key_are_both_stored(client: httpx.Client, live: Any) -> None:
+    body = compact(run_labels("r1"), ["m"] * 100, [1.0] * 100, [T0 + i for i in range(100)])
+    for _ in range(3):
+        assert post(client, body).json()["content"] == {"stored": 100, "duplicate": False}
+    assert live.service.store.query("SELECT count() FROM metric_points") == [(300,)]
+
+
+def test_sematic_form_with_many_label_sets(client: httpx.Client, live: Any) -> None:
+    points = [point("m", float(i), T0 + i, **run_labels(f"r{i % 7}"), extra=str(i % 3)) for i in range(70)]
+    assert post(client, {"metric_points": points}).status_code == 200
+    rows = live.service.store.query(
+        "SELECT run_id, labels['extra'], count() FROM metric_points GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert len(rows) == 21
+    assert sum(r[2] for r in rows) == 70
+    assert ("r3", "0", 4) in rows  # i = 3, 24, 45, 66
