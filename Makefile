@@ -33,6 +33,9 @@ format: install
 test: lint
 	$(PY) -m pytest
 
+test-server: install
+	SEMATIC_METRICS_TEST_CLICKHOUSE_URL=$${SEMATIC_METRICS_TEST_CLICKHOUSE_URL:?set it to a ClickHouse server URL} $(PY) -m pytest
+
 bench: install
 	$(PY) benchmarks/bench_core.py
 

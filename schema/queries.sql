@@ -71,7 +71,3 @@ ALTER TABLE metric_points MODIFY TTL toDateTime(metric_time) + toIntervalDay({da
 
 -- name: remove_ttl
 ALTER TABLE metric_points REMOVE TTL;
-
--- name: table_ddl
-SELECT create_table_query FROM system.tables
-WHERE database = currentDatabase() AND name = 'metric_points';

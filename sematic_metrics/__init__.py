@@ -1,7 +1,12 @@
-"""sematic-metrics: log metrics from ML pipelines into ClickHouse."""
+"""sematic-metrics: log metrics from ML pipelines into ClickHouse.
+
+The package itself is the SDK and imports only msgspec and the standard
+library; the server lives in modules imported by ``sematic-metrics serve``.
+"""
 
 from __future__ import annotations
 
+from sematic_metrics.context import run
 from sematic_metrics.errors import (
     AuthError,
     ConfigError,
@@ -16,6 +21,7 @@ from sematic_metrics.errors import (
     TypeConflictError,
 )
 from sematic_metrics.models import MetricScope, MetricType
+from sematic_metrics.sdk import configure, flush, log_metric, stats
 
 __version__ = "0.1.0"
 
@@ -34,4 +40,9 @@ __all__ = [
     "StoreLockedError",
     "TypeConflictError",
     "__version__",
+    "configure",
+    "flush",
+    "log_metric",
+    "run",
+    "stats",
 ]

@@ -1,4 +1,10 @@
-"""Apply schema/NNN_*.sql in order and record what ran."""
+"""Apply schema/NNN_*.sql in order and record what ran.
+
+Each file runs once per database and is recorded in ``schema_migrations`` with
+its checksum. With a cluster configured, the store runs every statement in its
+cluster form (``_cluster.ClusterDDL``); ``plan`` shows the statements that
+would run, for ``sematic-metrics migrate --print``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from sematic_metrics._cluster import ClusterDDL
 from sematic_metrics._sql import q, schema_dir, split_statements
+from sematic_metrics.config import Settings
 from sematic_metrics.errors import StoreError
 from sematic_metrics.store import Store
 
@@ -27,6 +35,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations
 ENGINE = ReplacingMergeTree(applied_at)
 ORDER BY version
 COMMENT 'Schema files applied to this database'
+"""
+# The retention check reads the DDL of the table holding the rows (the local
+# table on a cluster), so it is bound by name.
+_TABLE_DDL = """
+SELECT create_table_query FROM system.tables
+WHERE database = currentDatabase() AND name = {table:String}
 """
 
 
@@ -61,6 +75,29 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return found
 
 
+def plan(settings: Settings, directory: Path | None = None) -> list[tuple[str, str]]:
+    """(source, statement) for every statement a fresh database needs, in order,
+    in the cluster form when ``settings.cluster`` is set. Nothing is executed."""
+    ddl = ClusterDDL(settings.cluster, settings.database) if settings.cluster else None
+    sources = [("database", f"CREATE DATABASE IF NOT EXISTS `{settings.database}`")]
+    sources += [("database", f"USE `{settings.database}`"), ("ledger", _LEDGER.strip())]
+    sources += [(m.name, statement) for m in discover(directory) for statement in m.statements()]
+    return [(source, out) for source, sql in sources for out in (ddl.rewrite(sql) if ddl else [sql])]
+
+
+def render(settings: Settings, directory: Path | None = None) -> str:
+    """The plan as a script for clickhouse-client --multiquery."""
+    target = f" on cluster {settings.cluster}" if settings.cluster else ""
+    lines = [
+        f"-- sematic-metrics schema for database {settings.database}{target}.",
+        "-- Run with: clickhouse-client --multiquery < schema.sql",
+        "-- Retention (SEMATIC_METRICS_TTL_DAYS) is applied by the service when it starts.",
+    ]
+    for source, statement in plan(settings, directory):
+        lines += ["", f"-- {source}", statement + ";"]
+    return "\n".join(lines) + "\n"
+
+
 def applied(store: Store) -> dict[int, str]:
     rows = store.query("SELECT version, argMax(checksum, applied_at) FROM schema_migrations GROUP BY version")
     return {int(v): str(c) for v, c in rows}
@@ -91,7 +128,7 @@ def migrate(store: Store, directory: Path | None = None) -> list[str]:
 
 def apply_ttl(store: Store) -> None:
     """Set or remove the retention TTL only when it differs from the config."""
-    rows = store.query(q("table_ddl"))
+    rows = store.query(_TABLE_DDL, {"table": store.local_name("metric_points")})
     ddl = str(rows[0][0]) if rows else ""
     match = _TTL.search(ddl)
     current = int(match.group(1)) if match else None

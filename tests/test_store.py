@@ -1,0 +1,147 @@
+"""The store: the data-directory lock, the read-only SQL clients, the backends."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sematic_metrics.config import Settings
+from sematic_metrics.errors import ConfigError, ForbiddenError, InvalidInputError
+from sematic_metrics.store import SQL_POOL_SIZE, Store
+from tests.conftest import CLICKHOUSE_IMAGE
+
+ROOT = Path(__file__).resolve().parent.parent
+INSERT = (
+    "INSERT INTO metric_points (name, metric_type, metric_time, value) "
+    "VALUES ('m', 'GAUGE', toDateTime64(1700000000, 6, 'UTC'), 1.5)"
+)
+# Another block: an identical INSERT would be deduplicated by the table.
+INSERT_MORE = INSERT.replace("1.5)", "2.5)")
+
+
+def count(store: Store) -> int:
+    return int(store.query("SELECT count() FROM metric_points")[0][0])
+
+
+def test_second_process_on_locked_data_dir_gets_clear_error(engine_dir: Path) -> None:
+    with Store(Settings(data_dir=engine_dir, database="lock_probe")) as holder:
+        script = textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from sematic_metrics.config import Settings
+            from sematic_metrics.errors import StoreLockedError
+            from sematic_metrics.store import Store
+            try:
+                Store(Settings(data_dir=Path({str(engine_dir)!r}))).open()
+            except StoreLockedError as exc:
+                print("StoreLockedError:", exc)
+                raise SystemExit(3)
+            print("opened")
+            """
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        holder.command("DROP DATABASE IF EXISTS lock_probe SYNC")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.startswith("StoreLockedError:")
+    assert str(engine_dir.resolve()) in done.stdout
+    assert "SEMATIC_METRICS_DATA_DIR" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        INSERT,
+        "ALTER TABLE metric_points DELETE WHERE 1",
+        "DROP TABLE metric_points",
+        "TRUNCATE TABLE metric_points",
+        "CREATE TABLE intruder (a Int8) ENGINE = Memory",
+        "SELECT count() FROM metric_points SETTINGS readonly = 0",
+        "INSERT INTO FUNCTION file('intruder.csv', 'CSV', 'a Int8') VALUES (1)",
+        "OPTIMIZE TABLE metric_points FINAL",
+        "RENAME TABLE metric_points TO stolen",
+        "INSERT INTO system.one SELECT 0",
+    ],
+    ids=[
+        "insert",
+        "alter",
+        "drop",
+        "truncate",
+        "create",
+        "settings-clause",
+        "file",
+        "optimize",
+        "rename",
+        "system-table",
+    ],
+)
+def test_read_only_client_refuses_writes_and_leaves_shared_clients_writable(
+    store: Store, statement: str
+) -> None:
+    store.command(INSERT)
+    # Straight to the engine, past the endpoint's own check: the client enforces it.
+    with pytest.raises(ForbiddenError, match="read-only"):
+        store.sql(statement)
+    assert count(store) == 1
+    assert store.query("EXISTS TABLE intruder") == [(0,)]
+    for _ in range(store.settings.read_pool_size):
+        assert store.query("SELECT getSetting('readonly')") == [(0,)]
+    store.command(INSERT_MORE)
+    assert count(store) == 2
+    for _ in range(SQL_POOL_SIZE):
+        assert store.sql("SELECT getSetting('readonly')", fmt="TSV") == b"1\n"
+
+
+def test_sql_results_load_as_arrow_and_parquet(store: Store) -> None:
+    store.command(INSERT)
+    query = "SELECT name, value, metric_time, nan AS missing FROM metric_points"
+    arrow = pa.ipc.open_file(io.BytesIO(store.sql(query, fmt="Arrow"))).read_all()
+    parquet = pq.read_table(io.BytesIO(store.sql(query, fmt="Parquet")))
+    for table in (arrow, parquet):
+        assert table.column_names == ["name", "value", "metric_time", "missing"]
+        row = table.to_pylist()[0]
+        assert (row["name"], row["value"]) == ("m", 1.5)
+        assert row["metric_time"].timestamp() == 1_700_000_000
+        assert row["missing"] != row["missing"]  # NaN survives
+
+
+def test_sql_binds_parameters(store: Store) -> None:
+    store.command(INSERT)
+    body = store.sql("SELECT count() FROM metric_points WHERE name = {n:String}", {"n": "m"}, "TSV")
+    assert body == b"1\n"
+
+
+def test_sql_error_is_invalid_input(store: Store) -> None:
+    with pytest.raises(InvalidInputError, match=r"SYNTAX_ERROR|Syntax error"):
+        store.sql("SELEC 1")
+    with pytest.raises(InvalidInputError, match="no_such_table"):
+        store.sql("SELECT * FROM no_such_table")
+
+
+def test_cluster_needs_a_server(engine_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="needs a ClickHouse server"):
+        Store(Settings(data_dir=engine_dir, cluster="prod")).open()
+
+
+def test_local_name_is_the_table_without_cluster(store: Store) -> None:
+    assert store.local_name("metric_points") == "metric_points"
+    clustered = Store(replace(store.settings, cluster="prod", clickhouse_url="http://127.0.0.1:1"))
+    assert clustered.local_name("metric_points") == "metric_points_local"
+    assert clustered.local_name("metric_series") == "metric_series"
+
+
+def test_compose_pins_the_tested_server_image_with_a_healthcheck() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    images = re.findall(r"image:\s*(\S+)", compose)
+    assert CLICKHOUSE_IMAGE in images
+    assert re.fullmatch(r"clickhouse/clickhouse-server:\d+\.\d+\.\d+\.\d+", CLICKHOUSE_IMAGE)
+    assert compose.count("healthcheck:") >= 2
+    assert "condition: service_healthy" in compose
