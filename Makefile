@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 export SEMATIC_METRICS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install run migrate lint format test test-server bench bench-quick clean
+.PHONY: install run demo migrate lint format test test-server bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	PYTHON=$(PY) scripts/install_assets.sh
+
+demo: install
+	$(VENV)/bin/sematic-metrics demo
 
 run: install
 	$(VENV)/bin/sematic-metrics serve
@@ -43,4 +47,4 @@ bench-quick: install
 	$(PY) benchmarks/bench_core.py --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules sematic_metrics/static/vendor

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sematic_metrics import queries
+from sematic_metrics import dashboard, pipelines, queries, sqlapi, stream
 from sematic_metrics._columns import decode, to_table
 from sematic_metrics._http import JSON, AuthMiddleware, error_response, read_body, require_json
 from sematic_metrics.catalog import Catalog
@@ -40,6 +40,8 @@ class Service:
         self.store = Store(settings)
         self.catalog = Catalog(self.store)
         self.writer = Writer(self.store, self.catalog, settings.commit_max_points)
+        self.hub = stream.Hub(self.store)
+        self.writer.listeners.append(self.hub.on_table)
 
     async def start(self) -> None:
         await run_in_threadpool(self.store.open)
@@ -50,8 +52,10 @@ class Service:
             self.store.close()
             raise
         self.writer.start()
+        self.hub.start()
 
     async def stop(self) -> None:
+        await self.hub.stop()
         await self.writer.stop()
         self.store.close()
 
@@ -150,6 +154,8 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/metrics", list_metrics, methods=["GET"]),
     Route("/api/v1/metrics/{name:path}", get_metric, methods=["GET"]),
     Route("/api/v1/metrics/{name:path}", delete_metric, methods=["DELETE"]),
+    *sqlapi.ROUTES,
+    *pipelines.ROUTES,
 ]
 
 
@@ -166,7 +172,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[BaseRoute] |
             await svc.stop()
 
     app = Starlette(
-        routes=[*ROUTES, *(extra_routes or [])],
+        routes=[*ROUTES, *dashboard.ROUTES, *stream.ROUTES, *(extra_routes or [])],
         middleware=[Middleware(AuthMiddleware, keys=settings.api_keys)],
         exception_handlers={SematicMetricsError: handle_error},
         lifespan=lifespan,

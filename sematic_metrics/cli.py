@@ -47,8 +47,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         migrate(store)
         if args.workers == 1:
             from sematic_metrics.app import create_app
+            from sematic_metrics.stream import Server
 
-            uvicorn.run(create_app(settings), **options)
+            # Server closes open live streams first, so shutdown does not wait on them.
+            Server(uvicorn.Config(create_app(settings), **options)).run()
             return 0
     # Server mode: each worker process builds its app from the same environment;
     # the schema is already applied, so the workers find nothing to migrate.
