@@ -10,7 +10,7 @@ import msgspec
 from sematic_metrics import __version__
 from sematic_metrics.models import IngestBody
 
-_ERROR = {
+ERROR = {
     "description": "Error with a message naming the field",
     "content": {
         "application/json": {
@@ -22,7 +22,7 @@ _ERROR = {
         }
     },
 }
-_FILTER_PARAMS: list[dict[str, Any]] = [
+WINDOW_PARAMS: list[dict[str, Any]] = [
     {
         "name": "from_time",
         "in": "query",
@@ -35,6 +35,9 @@ _FILTER_PARAMS: list[dict[str, Any]] = [
         "schema": {"type": "number"},
         "description": "Epoch seconds, exclusive (default now)",
     },
+]
+_FILTER_PARAMS: list[dict[str, Any]] = [
+    *WINDOW_PARAMS,
     {
         "name": "labels",
         "in": "query",
@@ -53,7 +56,16 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): _ERROR for code in codes}
+    return {str(code): ERROR for code in codes}
+
+
+def schema_ref(name: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+
+def answers(ok_schema: str, *codes: int) -> dict[str, Any]:
+    """A 200 with the named component schema, and error answers for codes."""
+    return {"200": {"description": "OK", **schema_ref(ok_schema)}, **_errors(*codes)}
 
 
 _OBJECT = {"type": "object"}

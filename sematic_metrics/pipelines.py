@@ -229,42 +229,6 @@ ROUTES: list[BaseRoute] = [
 
 
 # -- OpenAPI ----------------------------------------------------------------------
-def _schema_ref(name: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
-
-
-_ERROR = {
-    "description": "Error with a message naming the field",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"error": {"type": "string"}, "type": {"type": "string"}},
-                "required": ["error"],
-            }
-        }
-    },
-}
-
-
-def _answers(ok: str, *codes: int) -> dict[str, Any]:
-    return {"200": {"description": "OK", **_schema_ref(ok)}, **{str(code): _ERROR for code in codes}}
-
-
-_WINDOW = [
-    {
-        "name": "from_time",
-        "in": "query",
-        "schema": {"type": "number"},
-        "description": "Epoch seconds, inclusive (default 0)",
-    },
-    {
-        "name": "to_time",
-        "in": "query",
-        "schema": {"type": "number"},
-        "description": "Epoch seconds, exclusive (default now)",
-    },
-]
 openapi.EXTRA_PATHS.update(
     {
         "/api/v1/runs": {
@@ -283,14 +247,14 @@ openapi.EXTRA_PATHS.update(
                         "schema": {"type": "string", "maxLength": 256},
                     }
                 ],
-                "requestBody": {"required": True, **_schema_ref("RunsBody")},
-                "responses": _answers("RunsResponse", 400, 401, 403, 409, 413, 415, 503),
+                "requestBody": {"required": True, **openapi.schema_ref("RunsBody")},
+                "responses": openapi.answers("RunsResponse", 400, 401, 403, 409, 413, 415, 503),
             }
         },
         "/api/v1/pipelines": {
             "get": {
                 "summary": "Every pipeline: run count, success rate, average run time, last run time",
-                "responses": _answers("PipelineList", 401),
+                "responses": openapi.answers("PipelineList", 401),
             }
         },
         "/api/v1/pipelines/{function_path}/metrics": {
@@ -298,9 +262,9 @@ openapi.EXTRA_PATHS.update(
                 "summary": "One pipeline's figures over the root runs created in [from_time, to_time)",
                 "parameters": [
                     {"name": "function_path", "in": "path", "required": True, "schema": {"type": "string"}},
-                    *_WINDOW,
+                    *openapi.WINDOW_PARAMS,
                 ],
-                "responses": _answers("PipelineMetricsResponse", 400, 401, 404),
+                "responses": openapi.answers("PipelineMetricsResponse", 400, 401, 404),
             }
         },
         "/api/v1/runs/{run_id}/metrics": {
@@ -309,7 +273,7 @@ openapi.EXTRA_PATHS.update(
                 "parameters": [
                     {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
-                "responses": _answers("RunPanelResponse", 401, 404),
+                "responses": openapi.answers("RunPanelResponse", 401, 404),
             }
         },
     }
