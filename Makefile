@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 export SEMATIC_METRICS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install run demo migrate lint format test test-server bench bench-quick clean
+.PHONY: install run demo migrate lint format test test-server soak bench bench-quick bench-pipelines clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,17 @@ test: lint
 test-server: install
 	SEMATIC_METRICS_TEST_CLICKHOUSE_URL=$${SEMATIC_METRICS_TEST_CLICKHOUSE_URL:?set it to a ClickHouse server URL} $(PY) -m pytest
 
+soak: install
+	SEMATIC_METRICS_SOAK=1 $(PY) -m pytest -s tests/test_reliability.py tests/test_hostile.py tests/test_auth.py
+
 bench: install
-	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/run.py --install-peers
 
 bench-quick: install
-	$(PY) benchmarks/bench_core.py --quick
+	$(PY) benchmarks/run.py --quick
+
+bench-pipelines: install
+	$(PY) benchmarks/bench_pipelines.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules sematic_metrics/static/vendor

@@ -35,6 +35,29 @@ SELECT batch_id, max(points) FROM ingest_batches
 WHERE batch_id IN {batch_ids:Array(String)}
 GROUP BY batch_id;
 
+-- name: stored_batches
+SELECT batch_id, count() FROM metric_points
+WHERE batch_id IN {batch_ids:Array(String)}
+GROUP BY batch_id;
+
+-- name: repair_batches
+INSERT INTO ingest_batches (batch_id, points, inserted_at)
+SELECT batch_id, count(), max(inserted_at) FROM metric_points
+WHERE batch_id IN {batch_ids:Array(String)}
+GROUP BY batch_id;
+
+-- name: reconcile_batches
+INSERT INTO ingest_batches (batch_id, points, inserted_at)
+SELECT batch_id, count(), max(inserted_at) FROM metric_points
+WHERE batch_id != '' AND inserted_at >= now() - toIntervalHour({hours:UInt32})
+  AND batch_id NOT IN (
+      SELECT batch_id FROM ingest_batches
+      WHERE inserted_at >= now() - toIntervalHour({hours:UInt32} + 1))
+GROUP BY batch_id;
+
+-- name: delete_batches
+DELETE FROM metric_points WHERE batch_id IN {batch_ids:Array(String)};
+
 -- name: count_matching
 SELECT sum(points)
 FROM metric_series(

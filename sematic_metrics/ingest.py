@@ -28,6 +28,7 @@ from sematic_metrics.store import Store
 
 log = logging.getLogger(__name__)
 _KNOWN_KEYS = 200_000
+_RECONCILE_HOURS = 24
 
 
 @dataclass
@@ -69,6 +70,9 @@ class Writer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sematic-metrics-writer")
         self._task: asyncio.Task[None] | None = None
         self._known: collections.OrderedDict[str, int] = collections.OrderedDict()
+        # Keys of requests whose INSERT failed: metric_points may hold their
+        # points all the same (a view refused its part after the table took its).
+        self._suspect: set[str] = set()
         self.inserts = 0
         # Called on the event loop with each stored table (live updates).
         self.listeners: list[Callable[[pa.Table], None]] = []
@@ -94,6 +98,10 @@ class Writer:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._reconcile)
+        except StoreError as exc:
+            log.warning("recent batches not reconciled with ingest_batches: %s", exc)
         while True:
             group = [await self._queue.get()]
             rows = group[0].table.num_rows
@@ -146,6 +154,8 @@ class Writer:
             except StoreError as exc:
                 for item in accepted:
                     item.result = exc
+                    if item.key and len(self._suspect) < _KNOWN_KEYS:
+                        self._suspect.add(item.key)
             else:
                 self.inserts += 1
                 for item in accepted:
@@ -174,6 +184,14 @@ class Writer:
                 return []
             for key, points in rows:
                 self._remember_key(str(key), int(points))
+            suspects = sorted((unknown - self._known.keys()) & self._suspect)
+            if suspects:
+                try:
+                    self._settle_suspects(suspects, group)
+                except StoreError as exc:
+                    for item in group:
+                        item.result = exc
+                    return []
         leaders: list[_Pending] = []
         seen: set[str] = set()
         for item in group:
@@ -186,6 +204,27 @@ class Writer:
                     seen.add(item.key)
                 leaders.append(item)
         return leaders
+
+    def _reconcile(self) -> None:
+        """Record the keys of recent batches metric_points holds but ingest_batches
+        does not (the process died between the two parts of an INSERT)."""
+        self._store.command(q("reconcile_batches"), {"hours": _RECONCILE_HOURS})
+
+    def _settle_suspects(self, keys: list[str], group: list[_Pending]) -> None:
+        """Look up in metric_points itself the keys of earlier failed INSERTs:
+        a whole batch found there is a duplicate (and ingest_batches learns
+        it), a partial one is removed so the retry stores it whole."""
+        sizes = {item.key: item.table.num_rows for item in group if item.key in keys}
+        found = {str(k): int(n) for k, n in self._store.query(q("stored_batches"), {"batch_ids": keys})}
+        whole = [k for k, n in found.items() if n == sizes.get(k)]
+        partial = [k for k, n in found.items() if n != sizes.get(k)]
+        if partial:
+            self._store.command(q("delete_batches"), {"batch_ids": partial})
+        if whole:
+            self._store.command(q("repair_batches"), {"batch_ids": whole})
+            for key in whole:
+                self._remember_key(key, found[key])
+        self._suspect.difference_update(keys)
 
     def _check_types(self, items: list[_Pending]) -> list[_Pending]:
         """Reject, per request, points whose type differs from the stored one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 import msgspec
 
@@ -22,6 +23,8 @@ class MetricScope(str, enum.Enum):
 
 
 Labels = dict[str, "str | None"]
+# Integers the store keeps as Int64: larger ones are a 400 at decode time.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # A value is a number; null and the strings NaN / Infinity / -Infinity carry
 # the non-finite floats that JSON cannot spell.
 WireValue = float | str | None
@@ -32,10 +35,10 @@ class MetricPoint(msgspec.Struct, omit_defaults=True):
 
     name: str
     value: WireValue
-    metric_type: int
+    metric_type: Int64
     metric_time: float
     labels: Labels = msgspec.field(default_factory=dict)
-    step: int | None = None
+    step: Int64 | None = None
 
 
 class CompactPoints(msgspec.Struct, omit_defaults=True):
@@ -43,9 +46,9 @@ class CompactPoints(msgspec.Struct, omit_defaults=True):
 
     name: list[str]
     value: list[WireValue]
-    metric_type: list[int]
+    metric_type: list[Int64]
     metric_time: list[float]
-    step: list[int | None] | None = None
+    step: list[Int64 | None] | None = None
 
 
 class IngestBody(msgspec.Struct, omit_defaults=True):

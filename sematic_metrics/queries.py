@@ -64,7 +64,7 @@ def parse_labels(raw: str | None) -> tuple[dict[str, str], int]:
         return {}, -1
     try:
         labels = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInputError(f"labels: not a JSON object ({exc})") from None
     if not isinstance(labels, dict):
         raise InvalidInputError("labels: must be a JSON object of label name to value")
