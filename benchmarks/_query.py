@@ -50,8 +50,8 @@ def in_process(engine: _engine.Engine, run_id: str, points: int, reps: int) -> d
         "by_function_path": False, "by_root_id": False, "by_root_function_path": False,
     }  # fmt: skip
     passes = [
-        engine.call("timed", database=DATABASE, sql=q("series"), params={**params, "width_us": w}, reps=reps)
-        for w in (0, width_us)
+        engine.call("timed", database=DATABASE, sql=q(name), params={**params, "width_us": w}, reps=reps)
+        for name, w in (("series_extents", 0), ("series", width_us))
     ]
     direct = engine.call(
         "timed",

@@ -45,9 +45,14 @@ WHERE ({name:String} = '' OR name = {name:String})
        OR scope = {filter_values:Array(String)}[indexOf({filter_keys:Array(String)}, '__scope__')])
   AND (indexOf({filter_keys:Array(String)}, 'user_id') = 0
        OR user_id = {filter_values:Array(String)}[indexOf({filter_keys:Array(String)}, 'user_id')])
-  AND arrayAll(
-        (k, v) -> k IN ('run_id', 'root_id', 'function_path', 'root_function_path', '__scope__', 'user_id')
-                  OR labels[k] = v,
-        {filter_keys:Array(String)}, {filter_values:Array(String)})
+  -- The first arrayAll is constant: when every filter key is a column, the
+  -- per-row labels lookup is skipped.
+  AND (arrayAll(
+         k -> k IN ('run_id', 'root_id', 'function_path', 'root_function_path', '__scope__', 'user_id'),
+         {filter_keys:Array(String)})
+       OR arrayAll(
+         (k, v) -> k IN ('run_id', 'root_id', 'function_path', 'root_function_path', '__scope__', 'user_id')
+                   OR labels[k] = v,
+         {filter_keys:Array(String)}, {filter_values:Array(String)}))
   AND ({root:Int8} < 0 OR toInt8(run_id = root_id) = {root:Int8})
 GROUP BY g_name, g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us;

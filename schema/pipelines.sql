@@ -44,8 +44,7 @@ GROUP BY batch_id;
 
 -- name: pipeline_series
 SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
-       if({gauge:Bool}, avg_value, sum_value) AS value,
-       first_us, last_us, distinct_times
+       if({gauge:Bool}, avg_value, sum_value) AS value
 FROM pipeline_series(
     metric = {metric:String},
     by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
@@ -53,6 +52,16 @@ FROM pipeline_series(
     width_us = {width_us:Int64}, from_us = {from_us:Int64}, to_us = {to_us:Int64},
     filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
 ORDER BY bucket_us, g_run_id, g_function_path, g_root_id, g_root_function_path
+SETTINGS do_not_merge_across_partitions_select_final = 1;
+
+-- name: pipeline_series_extents
+SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, first_us, last_us, distinct_times
+FROM pipeline_series(
+    metric = {metric:String},
+    by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
+    by_root_id = {by_root_id:Bool}, by_root_function_path = {by_root_function_path:Bool},
+    width_us = 0, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
 SETTINGS do_not_merge_across_partitions_select_final = 1;
 
 -- name: pipeline_points_any

@@ -3,8 +3,7 @@
 
 -- name: series
 SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
-       if({gauge:Bool}, avg_value, sum_value) AS value,
-       first_us, last_us, distinct_times
+       if({gauge:Bool}, avg_value, sum_value) AS value
 FROM metric_series(
     name = {name:String}, by_name = false,
     by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
@@ -12,6 +11,15 @@ FROM metric_series(
     width_us = {width_us:Int64}, from_us = {from_us:Int64}, to_us = {to_us:Int64},
     filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
 ORDER BY bucket_us, g_run_id, g_function_path, g_root_id, g_root_function_path;
+
+-- name: series_extents
+SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, first_us, last_us, distinct_times
+FROM metric_series(
+    name = {name:String}, by_name = false,
+    by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
+    by_root_id = {by_root_id:Bool}, by_root_function_path = {by_root_function_path:Bool},
+    width_us = 0, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8});
 
 -- name: names_matching
 SELECT g_name
@@ -83,10 +91,15 @@ WHERE name = {name:String}
        OR scope = {filter_values:Array(String)}[indexOf({filter_keys:Array(String)}, '__scope__')])
   AND (indexOf({filter_keys:Array(String)}, 'user_id') = 0
        OR user_id = {filter_values:Array(String)}[indexOf({filter_keys:Array(String)}, 'user_id')])
-  AND arrayAll(
-        (k, v) -> k IN ('run_id', 'root_id', 'function_path', 'root_function_path', '__scope__', 'user_id')
-                  OR labels[k] = v,
-        {filter_keys:Array(String)}, {filter_values:Array(String)})
+  -- The first arrayAll is constant: when every filter key is a column, the
+  -- per-row labels lookup is skipped.
+  AND (arrayAll(
+         k -> k IN ('run_id', 'root_id', 'function_path', 'root_function_path', '__scope__', 'user_id'),
+         {filter_keys:Array(String)})
+       OR arrayAll(
+         (k, v) -> k IN ('run_id', 'root_id', 'function_path', 'root_function_path', '__scope__', 'user_id')
+                   OR labels[k] = v,
+         {filter_keys:Array(String)}, {filter_values:Array(String)}))
   AND ({root:Int8} < 0 OR toInt8(run_id = root_id) = {root:Int8});
 
 -- name: set_ttl

@@ -146,7 +146,8 @@ def _series_fn(metric: str, type_name: str) -> queries.SeriesFn:
         store: Store, name: str, flt: queries.MetricsFilter, group_by: list[str], rollup: queries.Rollup
     ) -> dict[str, Any]:
         extra = {"metric": metric}
-        return queries.run_series(store, q("pipeline_series"), extra, type_name, name, flt, group_by, rollup)
+        sql = (q("pipeline_series"), q("pipeline_series_extents"))
+        return queries.run_series(store, sql, extra, type_name, name, flt, group_by, rollup)
 
     return series
 

@@ -168,12 +168,14 @@ def series(
     if system is not None:
         return system(store, name, flt, group_by, rollup)
     type_name = metric_type_name(catalog, name)
-    return run_series(store, q("series"), {"name": name}, type_name, name, flt, group_by, rollup)
+    return run_series(
+        store, (q("series"), q("series_extents")), {"name": name}, type_name, name, flt, group_by, rollup
+    )
 
 
 def run_series(
     store: Store,
-    sql: str,
+    sql: tuple[str, str],
     extra: Mapping[str, Any],
     type_name: str,
     name: str,
@@ -181,7 +183,12 @@ def run_series(
     group_by: list[str],
     rollup: Rollup,
 ) -> dict[str, Any]:
-    """Run a metric_series-shaped query with the width the rollup asks for."""
+    """Run metric_series-shaped queries: ``sql`` is (values, extents).
+
+    Without a rollup one pass gives one value per group. With one, a first
+    pass reads each series' extent and distinct times to choose the width.
+    """
+    values_sql, extents_sql = sql
     params: dict[str, Any] = {
         **extra,
         **flt.params(),
@@ -189,14 +196,19 @@ def run_series(
         **{f"by_{g}": g in group_by for g in GROUP_BY_OPTIONS},
         "width_us": 0,
     }
-    rows = store.query(sql, params) if flt.from_us < flt.to_us else []
-    if rollup is not None and rows:
-        if rollup == "auto" and all(r[8] <= MAX_SERIES_POINTS for r in rows):
-            width_us = 1
+    rows: list[tuple[Any, ...]] = []
+    if flt.from_us < flt.to_us:
+        if rollup is None:
+            rows = store.query(values_sql, params)
         else:
-            minimum = 1 if rollup == "auto" else int(rollup)
-            width_us = bucket_width_s([(r[6], r[7]) for r in rows], minimum) * _US
-        rows = store.query(sql, {**params, "width_us": width_us})
+            extents = store.query(extents_sql, params)
+            if extents:
+                if rollup == "auto" and all(r[6] <= MAX_SERIES_POINTS for r in extents):
+                    width_us = 1
+                else:
+                    minimum = 1 if rollup == "auto" else int(rollup)
+                    width_us = bucket_width_s([(r[4], r[5]) for r in extents], minimum) * _US
+                rows = store.query(values_sql, {**params, "width_us": width_us})
     positions = [GROUP_BY_OPTIONS.index(g) for g in group_by]
     out: list[list[Any]] = []
     for row in rows:
