@@ -203,3 +203,18 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["api_key"] = key
         await self.app(scope, receive, send)
+
+
+MAX_KEY_LENGTH = 256
+
+
+def user_of(request: Request) -> str | None:
+    key = request.scope.get("state", {}).get("api_key")
+    return None if key is None else str(key.name)
+
+
+def idempotency_key(request: Request) -> str:
+    key = request.headers.get("idempotency-key", "").strip()
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInputError(f"Idempotency-Key: longer than {MAX_KEY_LENGTH} characters")
+    return key

@@ -17,10 +17,18 @@ from starlette.routing import BaseRoute, Route
 
 from sematic_metrics import dashboard, pipelines, queries, sqlapi, stream
 from sematic_metrics._columns import decode, to_table
-from sematic_metrics._http import JSON, AuthMiddleware, error_response, read_body, require_json
+from sematic_metrics._http import (
+    JSON,
+    AuthMiddleware,
+    error_response,
+    idempotency_key,
+    read_body,
+    require_json,
+    user_of,
+)
 from sematic_metrics.catalog import Catalog
 from sematic_metrics.config import Settings
-from sematic_metrics.errors import InvalidInputError, SematicMetricsError
+from sematic_metrics.errors import SematicMetricsError
 from sematic_metrics.ingest import Writer
 from sematic_metrics.migrate import migrate
 from sematic_metrics.openapi import openapi_document
@@ -29,7 +37,6 @@ from sematic_metrics.store import Store
 log = logging.getLogger(__name__)
 SEMATIC_SERVER_VERSION = [0, 41, 0]
 MIN_CLIENT_SUPPORTED = [0, 30, 0]
-MAX_KEY_LENGTH = 256
 
 
 class Service:
@@ -65,11 +72,6 @@ def service(request: Request) -> Service:
     return svc
 
 
-def user_of(request: Request) -> str | None:
-    key = request.scope.get("state", {}).get("api_key")
-    return None if key is None else str(key.name)
-
-
 async def healthz(request: Request) -> Response:
     ok = await run_in_threadpool(service(request).store.ping)
     if ok:
@@ -88,13 +90,6 @@ async def metrics_update_event(request: Request) -> Response:
         request, service(request).settings.max_body_bytes, service(request).settings.body_timeout_s
     )
     return JSON({})
-
-
-def idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key", "").strip()
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"Idempotency-Key: longer than {MAX_KEY_LENGTH} characters")
-    return key
 
 
 async def post_metrics(request: Request) -> Response:

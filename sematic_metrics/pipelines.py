@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from sematic_metrics import openapi, queries
 from sematic_metrics._columns import MAX_TIME, MIN_TIME
-from sematic_metrics._http import read_body, require_json
+from sematic_metrics._http import idempotency_key, read_body, require_json, user_of
 from sematic_metrics._runs import STATES, RunsBody, RunsResult, RunsWriter, decode, to_batch
 from sematic_metrics._sql import q
 from sematic_metrics.errors import NotFoundError
@@ -187,9 +187,6 @@ def _writer(request: Request) -> RunsWriter:
 
 
 async def post_runs(request: Request) -> Response:
-    # app.py imports this module; its helpers are looked up at call time.
-    from sematic_metrics.app import idempotency_key, user_of
-
     svc = _service(request)
     require_json(request)
     key = idempotency_key(request)
