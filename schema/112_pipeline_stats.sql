@@ -31,14 +31,5 @@ WHERE created_at >= fromUnixTimestamp64Micro({from_us:Int64}, 'UTC')
 GROUP BY function_path;
 
 CREATE VIEW IF NOT EXISTS pipeline_stats AS
-SELECT
-    function_path,
-    count()                                          AS run_count,
-    avg(succeeded)                                   AS success_rate,
-    avg(run_time_s)                                  AS avg_run_time_s,
-    max(created_at)                                  AS last_run_at,
-    countIf(succeeded = 1)                           AS resolved_count,
-    countIf(succeeded = 0)                           AS failed_count,
-    sumMap(map(toString(future_state), toUInt64(1))) AS count_by_state
-FROM pipeline_runs
-GROUP BY function_path;
+-- The window is the whole DateTime64 range (1900-01-01 to 2300-01-01).
+SELECT * FROM pipeline_stats_between(from_us = -2208988800000000, to_us = 10413792000000000);

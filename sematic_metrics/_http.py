@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -109,9 +108,6 @@ async def read_body(request: Request, limit: int, timeout_s: float, json: bool =
                 f"body: byte {exc.start} is not valid UTF-8; JSON bodies must be UTF-8"
             ) from None
     return body
-
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def scope_for(method: str, path: str) -> str:

@@ -29,14 +29,13 @@ import msgspec
 from sematic_metrics import __version__
 from sematic_metrics.context import LabelSet
 from sematic_metrics.errors import ConfigError
-from sematic_metrics.models import CompactPoints, IngestBody, WireValue
+from sematic_metrics.models import ENCODER, CompactPoints, IngestBody, WireValue
 
 log = logging.getLogger("sematic_metrics.sdk")
 
 DropPolicy = Literal["oldest", "newest"]
 # A buffered point: (labels, name, value, metric_type, epoch seconds).
 Item = tuple[LabelSet, str, float, int, float]
-_ENCODER = msgspec.json.Encoder()
 _RESPONSE = msgspec.json.Decoder(dict[str, Any])
 _RETRY_STATUS = frozenset({408, 425, 429})
 
@@ -104,7 +103,7 @@ def encode(labels: dict[str, str], items: Iterable[Item]) -> bytes:
         types.append(metric_type)
         times.append(at)
     points = CompactPoints(name=names, value=values, metric_type=types, metric_time=times)
-    return _ENCODER.encode(IngestBody(labels=dict(labels), points=points))
+    return ENCODER.encode(IngestBody(labels=dict(labels), points=points))
 
 
 class Client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -174,7 +173,3 @@ def create_app(settings: Settings | None = None, extra_routes: list[BaseRoute] |
     )
     app.state.service = svc
     return app
-
-
-def new_key() -> str:
-    return uuid.uuid4().hex

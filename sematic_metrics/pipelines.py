@@ -24,6 +24,7 @@ from sematic_metrics._http import idempotency_key, read_body, require_json, user
 from sematic_metrics._runs import STATES, RunsBody, RunsResult, RunsWriter, decode, to_batch
 from sematic_metrics._sql import q
 from sematic_metrics.errors import NotFoundError
+from sematic_metrics.models import ENCODER
 from sematic_metrics.store import Store
 
 if TYPE_CHECKING:
@@ -85,11 +86,8 @@ class RunsResponse(msgspec.Struct):
     content: RunsResult
 
 
-_ENCODER = msgspec.json.Encoder()
-
-
 def _json(value: Any) -> Response:
-    return Response(_ENCODER.encode(value), media_type="application/json")
+    return Response(ENCODER.encode(value), media_type="application/json")
 
 
 # -- figures (the SQL does the work) ----------------------------------------
