@@ -53,4 +53,4 @@ bench-pipelines: install
 	$(PY) benchmarks/bench_pipelines.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules sematic_metrics/static/vendor
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules sematic_metrics/service/static/vendor

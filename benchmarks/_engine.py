@@ -18,10 +18,10 @@ from typing import Any
 
 import _data
 
-from sematic_metrics._columns import SCHEMA
-from sematic_metrics.config import Settings
-from sematic_metrics.migrate import migrate
-from sematic_metrics.store import Store
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.migrate import migrate
+from sematic_metrics.service.points_body import SCHEMA
+from sematic_metrics.service.store import Store
 
 
 class _Child:

@@ -168,7 +168,7 @@ def summarize(
 def server_cpu(batch: int, reps: int = 5) -> dict[str, dict[str, float]]:
     """Seconds the service spends per request before the INSERT, in this process:
     decoding the JSON body, then validating it and building the Arrow table."""
-    from sematic_metrics._columns import decode, to_table
+    from sematic_metrics.service.points_body import decode, to_table
 
     run = _data.make_run(0, batch, seed=1)
     out = {}

@@ -41,7 +41,7 @@ GROUP BY bucket ORDER BY bucket
 
 def in_process(engine: _engine.Engine, run_id: str, points: int, reps: int) -> dict[str, Any]:
     """The same series in-process: the service's two passes of its SQL, and a bare scan."""
-    from sematic_metrics._sql import q
+    from sematic_metrics.service.sqlfiles import q
 
     width_us = -(-points // 300) * 1_000_000  # points are 1 s apart
     params = {

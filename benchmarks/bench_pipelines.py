@@ -41,10 +41,10 @@ import numpy as np
 import pyarrow as pa
 import uvicorn
 
-from sematic_metrics.app import create_app
-from sematic_metrics.config import Settings
-from sematic_metrics.migrate import migrate
-from sematic_metrics.store import Store
+from sematic_metrics.service.app import create_app
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.migrate import migrate
+from sematic_metrics.service.store import Store
 
 US = 1_000_000
 DAY_US = 86_400 * US

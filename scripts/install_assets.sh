@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install the dashboard's third-party browser assets (uPlot, pinned in
-# package-lock.json, from the npm registry) into sematic_metrics/static/vendor/,
+# package-lock.json, from the npm registry) into sematic_metrics/service/static/vendor/,
 # which is git-ignored and included in wheels. Idempotent: does nothing when the
 # pinned version is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dest=sematic_metrics/static/vendor
+dest=sematic_metrics/service/static/vendor
 python=${PYTHON:-python3}
 want=$("$python" -c 'import json; print(json.load(open("package-lock.json"))["packages"]["node_modules/uplot"]["version"])')
 if [ "$(cat "$dest/VERSION" 2>/dev/null || true)" = "uplot@$want" ] && [ -f "$dest/uPlot.esm.js" ]; then

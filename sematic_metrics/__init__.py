@@ -1,12 +1,12 @@
 """sematic-metrics: log metrics from ML pipelines into ClickHouse.
 
-The package itself is the SDK and imports only msgspec and the standard
-library; the server lives in modules imported by ``sematic-metrics serve``.
+Importing the package loads the SDK only (``sematic_metrics.sdk``: msgspec and
+the standard library). The service lives in ``sematic_metrics.service`` and is
+imported by ``sematic-metrics serve``; ``errors`` and ``wire`` are shared by both.
 """
 
 from __future__ import annotations
 
-from sematic_metrics.context import run
 from sematic_metrics.errors import (
     AuthError,
     ConfigError,
@@ -20,8 +20,8 @@ from sematic_metrics.errors import (
     StoreLockedError,
     TypeConflictError,
 )
-from sematic_metrics.models import MetricScope, MetricType
-from sematic_metrics.sdk import configure, flush, log_metric, stats
+from sematic_metrics.sdk import configure, flush, log_metric, run, stats
+from sematic_metrics.wire import MetricScope, MetricType
 
 __version__ = "0.1.0"
 

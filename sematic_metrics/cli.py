@@ -14,8 +14,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from sematic_metrics.config import PREFIX, Settings
 from sematic_metrics.errors import ConfigError, SematicMetricsError
+from sematic_metrics.service.config import PREFIX, Settings
 
 SQL_FORMATS = ("table", "csv", "json", "arrow", "parquet")
 _BINARY_FORMATS = ("arrow", "parquet")
@@ -24,8 +24,8 @@ _BINARY_FORMATS = ("arrow", "parquet")
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from sematic_metrics.migrate import migrate
-    from sematic_metrics.store import Store
+    from sematic_metrics.service.migrate import migrate
+    from sematic_metrics.service.store import Store
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give at least one worker")
@@ -46,21 +46,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     with Store(settings) as store:
         migrate(store)
         if args.workers == 1:
-            from sematic_metrics.app import create_app
-            from sematic_metrics.stream import Server
+            from sematic_metrics.service.app import create_app
+            from sematic_metrics.service.stream import Server
 
             # Server closes open live streams first, so shutdown does not wait on them.
             Server(uvicorn.Config(create_app(settings), **options)).run()
             return 0
     # Server mode: each worker process builds its app from the same environment;
     # the schema is already applied, so the workers find nothing to migrate.
-    uvicorn.run("sematic_metrics.app:create_app", factory=True, workers=args.workers, **options)
+    uvicorn.run("sematic_metrics.service.app:create_app", factory=True, workers=args.workers, **options)
     return 0
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from sematic_metrics.migrate import migrate, render
-    from sematic_metrics.store import Store
+    from sematic_metrics.service.migrate import migrate, render
+    from sematic_metrics.service.store import Store
 
     if args.cluster:  # validated like the environment variable
         settings = Settings.from_env({**os.environ, f"{PREFIX}CLICKHOUSE_CLUSTER": args.cluster})
@@ -118,12 +118,12 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        demo = importlib.import_module("sematic_metrics.demo")
+        demo = importlib.import_module("sematic_metrics.service.demo")
     except ModuleNotFoundError as exc:
-        if exc.name != "sematic_metrics.demo":
+        if exc.name != "sematic_metrics.service.demo":
             raise
         raise ConfigError(
-            "the demo is not part of this installation (sematic_metrics.demo is missing)"
+            "the demo is not part of this installation (sematic_metrics.service.demo is missing)"
         ) from None
     return int(demo.main(list(args.args)) or 0)
 

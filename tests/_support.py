@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from sematic_metrics.app import create_app
-from sematic_metrics.config import Settings
+from sematic_metrics.service.app import create_app
+from sematic_metrics.service.config import Settings
 
 BIN = Path(sys.executable).parent / "sematic-metrics"
 SOAK = os.environ.get("SEMATIC_METRICS_SOAK", "") not in ("", "0")
@@ -114,8 +114,8 @@ class ServerProcess:
 _READER = """
 import json, sys
 from pathlib import Path
-from sematic_metrics.config import Settings
-from sematic_metrics.store import Store
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.store import Store
 settings = Settings(data_dir=Path(sys.argv[1]), read_pool_size=1)
 with Store(settings) as store:
     rows = store.query(sys.argv[2])

@@ -27,10 +27,10 @@ import httpx
 import pytest
 import uvicorn
 
-from sematic_metrics.app import create_app
-from sematic_metrics.config import ApiKey, Settings
-from sematic_metrics.migrate import migrate
-from sematic_metrics.store import Store
+from sematic_metrics.service.app import create_app
+from sematic_metrics.service.config import ApiKey, Settings
+from sematic_metrics.service.migrate import migrate
+from sematic_metrics.service.store import Store
 
 SERVER_URL_ENV = "SEMATIC_METRICS_TEST_CLICKHOUSE_URL"
 # The same pin as docker-compose.yml (tests/test_store.py checks they agree).

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-import sematic_metrics.app  # noqa: F401 - registers every module's paths in the document
-from sematic_metrics._http import AuthMiddleware, scope_for
-from sematic_metrics.config import Settings, parse_api_keys
+import sematic_metrics.service.app  # noqa: F401 - registers every module's paths in the document
 from sematic_metrics.errors import ConfigError
-from sematic_metrics.openapi import openapi_document
+from sematic_metrics.service.config import Settings, parse_api_keys
+from sematic_metrics.service.http import AuthMiddleware, scope_for
+from sematic_metrics.service.openapi import openapi_document
 from tests._support import serve_in_thread
 
 KEYS = (

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sematic_metrics._sql import split_statements
 from sematic_metrics.cli import main
-from sematic_metrics.config import Settings
 from sematic_metrics.errors import StoreError
-from sematic_metrics.migrate import plan
-from sematic_metrics.store import Store
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.migrate import plan
+from sematic_metrics.service.sqlfiles import split_statements
+from sematic_metrics.service.store import Store
 from tests._points import T0, compact, run_labels
 from tests.conftest import LiveServer, free_port
 
@@ -264,9 +264,9 @@ def test_demo_forwards_its_arguments(
     capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Any] = []
-    fake = types.ModuleType("sematic_metrics.demo")
+    fake = types.ModuleType("sematic_metrics.service.demo")
     fake.main = lambda argv: calls.append(argv) or 5  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sematic_metrics.demo", fake)
+    monkeypatch.setitem(sys.modules, "sematic_metrics.service.demo", fake)
     assert run(capsysbinary, "demo", "--minutes", "3", "--help")[0] == 5
     assert calls == [["--minutes", "3", "--help"]]
 
@@ -274,7 +274,7 @@ def test_demo_forwards_its_arguments(
 def test_demo_missing_is_a_clear_error(
     capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "sematic_metrics.demo", None)
+    monkeypatch.setitem(sys.modules, "sematic_metrics.service.demo", None)
     code, _, err = run(capsysbinary, "demo")
     assert code == 2
-    assert "sematic_metrics.demo is missing" in err
+    assert "sematic_metrics.service.demo is missing" in err

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from sematic_metrics import context, run
-from sematic_metrics.context import (
+from sematic_metrics import run
+from sematic_metrics.errors import InvalidInputError
+from sematic_metrics.sdk import context
+from sematic_metrics.sdk.context import (
     ENV_FUNCTION_PATH,
     ENV_ROOT_FUNCTION_PATH,
     ENV_ROOT_ID,
@@ -25,7 +27,6 @@ from sematic_metrics.context import (
     RunInfo,
     current_run,
 )
-from sematic_metrics.errors import InvalidInputError
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +134,7 @@ def test_the_environment_is_read_at_first_use_not_at_every_call(monkeypatch: pyt
 
 def test_child_processes_inherit_the_run() -> None:
     code = (
-        "import json; from sematic_metrics.context import current_run; r = current_run(); "
+        "import json; from sematic_metrics.sdk.context import current_run; r = current_run(); "
         "print(json.dumps([r.run_id, r.root_id, r.function_path, r.root_function_path]))"
     )
     with run(run_id="root", function_path="pipe.main"), run(run_id="step", function_path="pipe.step"):
@@ -273,7 +274,7 @@ def test_a_failed_sematic_lookup_keeps_the_points_with_empty_paths(
     sematic.activate("unknown-run", "unknown-root")
     info = current_run()
     assert info is not None
-    with caplog.at_level(logging.WARNING, logger="sematic_metrics.context"):
+    with caplog.at_level(logging.WARNING, logger="sematic_metrics.sdk.context"):
         labels = info.label_sets[0].resolve()
     assert (labels["run_id"], labels["function_path"], labels["root_function_path"]) == (
         "unknown-run",

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from sematic_metrics.demo import run_record
+from sematic_metrics.service.demo import run_record
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -49,7 +49,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, live: Any) -> Iterator[Page]:
     assert VENDOR.exists(), (
-        "uPlot is missing from sematic_metrics/static/vendor/: run scripts/install_assets.sh"
+        "uPlot is missing from sematic_metrics/service/static/vendor/: run scripts/install_assets.sh"
     )
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()

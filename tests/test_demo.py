@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from sematic_metrics import demo
+from sematic_metrics.service import demo
 
 STATES = {"CREATED", "SCHEDULED", "RAN", "RETRYING", "RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"}
 
@@ -49,7 +49,17 @@ def test_demo_command_serves_its_own_store(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMATIC_METRICS_")}
     env["SEMATIC_METRICS_DATA_DIR"] = str(tmp_path / "data")  # its own engine: its own directory
     done = subprocess.run(
-        [sys.executable, "-m", "sematic_metrics.demo", "--port", "0", "--duration", "1", "--metrics", "3"],
+        [
+            sys.executable,
+            "-m",
+            "sematic_metrics.service.demo",
+            "--port",
+            "0",
+            "--duration",
+            "1",
+            "--metrics",
+            "3",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -22,9 +22,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-import sematic_metrics.app  # noqa: F401 - registers every module's paths in the document
-from sematic_metrics.config import Settings
-from sematic_metrics.openapi import openapi_document
+import sematic_metrics.service.app  # noqa: F401 - registers every module's paths in the document
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.openapi import openapi_document
 from tests._support import SOAK, ServerProcess, serve_in_thread
 
 T0 = 1_700_000_000

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sematic_metrics._cluster import ClusterDDL
-from sematic_metrics.config import Settings
 from sematic_metrics.errors import ConfigError, StoreError
-from sematic_metrics.migrate import applied, discover, migrate, plan
-from sematic_metrics.store import Store
+from sematic_metrics.service.cluster import ClusterDDL
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.migrate import applied, discover, migrate, plan
+from sematic_metrics.service.store import Store
 
 CLUSTER_ENV = "SEMATIC_METRICS_TEST_CLICKHOUSE_CLUSTER"
 
@@ -61,7 +61,7 @@ def test_migrate_runs_only_new_files_and_warns_on_changed_ones(
             (tmp_path / "001_a.sql").write_text(
                 "-- edited after it ran\n" + (tmp_path / "001_a.sql").read_text()
             )
-            with caplog.at_level(logging.WARNING, logger="sematic_metrics.migrate"):
+            with caplog.at_level(logging.WARNING, logger="sematic_metrics.service.migrate"):
                 assert migrate(store, tmp_path) == ["002_b.sql"]
             assert "001_a.sql changed after it was applied" in caplog.text
             assert store.query("SELECT x FROM b") == [(7,)]

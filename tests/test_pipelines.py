@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sematic_metrics._runs import RunsWriter, decode, to_batch
+from sematic_metrics.service.runs_body import RunsWriter, decode, to_batch
 
 T0 = 1_699_920_000  # 2023-11-14T00:00:00Z, a day boundary
 DAY = 86_400

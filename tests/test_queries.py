@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sematic_metrics import queries
 from sematic_metrics.errors import InvalidInputError
+from sematic_metrics.service import series as queries
 
 US = 1_000_000
 

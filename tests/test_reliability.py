@@ -23,12 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
-from sematic_metrics._columns import decode, to_table
-from sematic_metrics.catalog import Catalog
 from sematic_metrics.errors import StoreError
-from sematic_metrics.ingest import Writer
-from sematic_metrics.models import IngestResult
-from sematic_metrics.store import Store
+from sematic_metrics.service.catalog import Catalog
+from sematic_metrics.service.points_body import decode, to_table
+from sematic_metrics.service.points_writer import Writer
+from sematic_metrics.service.store import Store
+from sematic_metrics.wire import IngestResult
 from tests._support import (
     SOAK,
     DropProxy,

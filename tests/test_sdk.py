@@ -27,9 +27,9 @@ import pytest
 
 import sematic_metrics
 from sematic_metrics import MetricScope, MetricType, sdk
-from sematic_metrics._sender import Config, encode
-from sematic_metrics.context import ENV_VARS, LabelSet
 from sematic_metrics.errors import ConfigError, InvalidInputError, NotInRunError, TypeConflictError
+from sematic_metrics.sdk._sender import Config, encode
+from sematic_metrics.sdk.context import ENV_VARS, LabelSet
 
 API_KEY = "sdk-test-key"
 SERVER_MODULES = ("starlette", "uvicorn", "pyarrow", "chdb", "clickhouse_connect", "orjson")
@@ -484,7 +484,7 @@ def test_the_buffer_cap_holds(server: ServerProcess, proxy: Proxy, configure: An
         for name in names:
             sematic_metrics.log_metric(name, 1.0)  # never blocks on the unreachable server
     wait_for(lambda: sdk.stats().retried >= 1)
-    client = sdk._client
+    client = sdk.metrics._client
     assert client is not None
     assert len(client.buffer) <= 50
     stats = sdk.stats()
@@ -511,7 +511,7 @@ def test_flush_times_out_and_shutdown_counts_undelivered_points_as_failed(config
         for i in range(20):
             sematic_metrics.log_metric("unreachable", float(i))
     assert sematic_metrics.flush(timeout=0.3) is False
-    client = sdk._client
+    client = sdk.metrics._client
     assert client is not None
     assert sdk.shutdown(timeout=0.2) is False
     stats = client.stats()
@@ -528,10 +528,10 @@ def test_flush_without_a_client_returns_at_once() -> None:
 def test_outside_a_run_log_metric_raises_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
-    sematic_metrics.context.refresh_env()
+    sematic_metrics.sdk.context.refresh_env()
     with pytest.raises(NotInRunError, match="inside a run"):
         sematic_metrics.log_metric("loss", 0.3)
-    sematic_metrics.context.refresh_env()
+    sematic_metrics.sdk.context.refresh_env()
 
 
 @pytest.mark.parametrize(
@@ -620,7 +620,9 @@ def test_the_sdk_imports_no_server_package_and_reads_config_at_first_use(server:
     code = f"""
         import json, os, sys
         import sematic_metrics
-        from sematic_metrics import sdk, context, _sender
+        from sematic_metrics import sdk
+        from sematic_metrics.sdk import context
+        from sematic_metrics.sdk import _sender
         os.environ["SEMATIC_METRICS_URL"] = {server.url!r}  # set after import: read at first use
         os.environ["SEMATIC_METRICS_API_KEY"] = {API_KEY!r}
         with sematic_metrics.run(run_id="import-check"):

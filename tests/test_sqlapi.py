@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from sematic_metrics._sql import split_statements
-from sematic_metrics.config import ApiKey, Settings
 from sematic_metrics.errors import ForbiddenError, InvalidInputError, StoreError
-from sematic_metrics.sqlapi import check_read_only, code_of
-from sematic_metrics.store import Store
+from sematic_metrics.service.config import ApiKey, Settings
+from sematic_metrics.service.sqlapi import check_read_only, code_of
+from sematic_metrics.service.sqlfiles import split_statements
+from sematic_metrics.service.store import Store
 from tests._points import T0, compact, run_labels
 from tests.conftest import LiveServer
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sematic_metrics.config import Settings
 from sematic_metrics.errors import ConfigError, ForbiddenError, InvalidInputError
-from sematic_metrics.store import SQL_POOL_SIZE, Store
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.store import SQL_POOL_SIZE, Store
 from tests.conftest import CLICKHOUSE_IMAGE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +37,9 @@ def test_second_process_on_locked_data_dir_gets_clear_error(engine_dir: Path) ->
         script = textwrap.dedent(
             f"""
             from pathlib import Path
-            from sematic_metrics.config import Settings
+            from sematic_metrics.service.config import Settings
             from sematic_metrics.errors import StoreLockedError
-            from sematic_metrics.store import Store
+            from sematic_metrics.service.store import Store
             try:
                 Store(Settings(data_dir=Path({str(engine_dir)!r}))).open()
             except StoreLockedError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from sematic_metrics import __version__
-from sematic_metrics.models import IngestBody
+from sematic_metrics.wire import IngestBody
 
 ERROR = {
     "description": "Error with a message naming the field",

@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 import msgspec
 
 from sematic_metrics import __version__
-from sematic_metrics.context import LabelSet
 from sematic_metrics.errors import ConfigError
-from sematic_metrics.models import ENCODER, CompactPoints, IngestBody, WireValue
+from sematic_metrics.sdk.context import LabelSet
+from sematic_metrics.wire import ENCODER, CompactPoints, IngestBody, WireValue
 
 log = logging.getLogger("sematic_metrics.sdk")
 

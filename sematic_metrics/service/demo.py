@@ -26,8 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sematic_metrics.config import Settings
 from sematic_metrics.errors import SematicMetricsError
+from sematic_metrics.service.config import Settings
 
 GAUGE, COUNT = 1, 0
 PIPELINES = {
@@ -360,9 +360,9 @@ def serve(settings: Settings, fresh: bool) -> Iterator[str]:
     """The service on a thread of this process; yields its URL."""
     import uvicorn
 
-    from sematic_metrics import stream
-    from sematic_metrics.app import create_app
-    from sematic_metrics.store import Store
+    from sematic_metrics.service import stream
+    from sematic_metrics.service.app import create_app
+    from sematic_metrics.service.store import Store
 
     if fresh:
         with Store(replace(settings, database="default")) as store:

@@ -12,11 +12,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sematic_metrics._http import JSON
-from sematic_metrics._sql import q
 from sematic_metrics.errors import InvalidInputError, NotFoundError
-from sematic_metrics.openapi import EXTRA_PATHS
-from sematic_metrics.store import Store
+from sematic_metrics.service.http import JSON
+from sematic_metrics.service.openapi import EXTRA_PATHS
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 INDEX = STATIC_DIR / "index.html"

@@ -14,9 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sematic_metrics import dashboard, pipelines, queries, sqlapi, stream
-from sematic_metrics._columns import decode, to_table
-from sematic_metrics._http import (
+from sematic_metrics.errors import SematicMetricsError
+from sematic_metrics.service import dashboard, pipelines, sqlapi, stream
+from sematic_metrics.service import series as queries
+from sematic_metrics.service.catalog import Catalog
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.http import (
     JSON,
     AuthMiddleware,
     error_response,
@@ -25,13 +28,11 @@ from sematic_metrics._http import (
     require_json,
     user_of,
 )
-from sematic_metrics.catalog import Catalog
-from sematic_metrics.config import Settings
-from sematic_metrics.errors import SematicMetricsError
-from sematic_metrics.ingest import Writer
-from sematic_metrics.migrate import migrate
-from sematic_metrics.openapi import openapi_document
-from sematic_metrics.store import Store
+from sematic_metrics.service.migrate import migrate
+from sematic_metrics.service.openapi import openapi_document
+from sematic_metrics.service.points_body import decode, to_table
+from sematic_metrics.service.points_writer import Writer
+from sematic_metrics.service.store import Store
 
 log = logging.getLogger(__name__)
 SEMATIC_SERVER_VERSION = [0, 41, 0]

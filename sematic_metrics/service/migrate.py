@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sematic_metrics._cluster import ClusterDDL
-from sematic_metrics._sql import q, schema_dir, split_statements
-from sematic_metrics.config import Settings
 from sematic_metrics.errors import StoreError
-from sematic_metrics.store import Store
+from sematic_metrics.service.cluster import ClusterDDL
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.sqlfiles import q, schema_dir, split_statements
+from sematic_metrics.service.store import Store
 
 log = logging.getLogger(__name__)
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")

@@ -13,7 +13,7 @@ _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 def schema_dir() -> Path:
     """The installed copy inside the wheel, else the source tree's schema/."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "schema", here.parent / "schema"):
+    for candidate in (here.parent / "schema", here.parent.parent / "schema"):
         if (candidate / "queries.sql").is_file():
             return candidate
     raise FileNotFoundError(f"schema/ not found next to {here}; reinstall sematic-metrics")

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sematic_metrics.errors import InvalidInputError
-from sematic_metrics.models import INGEST_DECODER, IngestBody, Labels, MetricPoint, WireValue
+from sematic_metrics.wire import INGEST_DECODER, IngestBody, Labels, MetricPoint, WireValue
 
 # Well-known labels stored as real columns: label key -> column.
 WELL_KNOWN = {

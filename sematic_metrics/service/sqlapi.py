@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sematic_metrics._http import read_body, require_json
 from sematic_metrics.errors import ForbiddenError, InvalidInputError
-from sematic_metrics.openapi import EXTRA_PATHS, EXTRA_SCHEMAS
-from sematic_metrics.store import Store
+from sematic_metrics.service.http import read_body, require_json
+from sematic_metrics.service.openapi import EXTRA_PATHS, EXTRA_SCHEMAS
+from sematic_metrics.service.store import Store
 
 # format -> (ClickHouse output format, media type)
 FORMATS: dict[str, tuple[str, str]] = {

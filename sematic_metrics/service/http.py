@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sematic_metrics.config import ApiKey
 from sematic_metrics.errors import (
     AuthError,
     ForbiddenError,
@@ -23,6 +22,7 @@ from sematic_metrics.errors import (
     PayloadTooLargeError,
     SematicMetricsError,
 )
+from sematic_metrics.service.config import ApiKey
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/meta/versions"})

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sematic_metrics._columns import MAX_TIME, MIN_TIME
-from sematic_metrics._sql import q
-from sematic_metrics.catalog import TYPE_NAMES, Catalog
 from sematic_metrics.errors import InvalidInputError, NotFoundError
-from sematic_metrics.store import Store
+from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
+from sematic_metrics.service.points_body import MAX_TIME, MIN_TIME
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
 
 GROUP_BY_OPTIONS = ("run_id", "function_path", "root_id", "root_function_path")
 MAX_SERIES_POINTS = 300

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sematic_metrics._sql import q
-from sematic_metrics.catalog import TYPE_NAMES, Catalog
 from sematic_metrics.errors import SematicMetricsError, StoreError, TypeConflictError
-from sematic_metrics.models import IngestResult
-from sematic_metrics.store import Store
+from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
+from sematic_metrics.wire import IngestResult
 
 log = logging.getLogger(__name__)
 _KNOWN_KEYS = 200_000

@@ -18,17 +18,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sematic_metrics import openapi, queries
-from sematic_metrics._columns import MAX_TIME, MIN_TIME
-from sematic_metrics._http import idempotency_key, read_body, require_json, user_of
-from sematic_metrics._runs import STATES, RunsBody, RunsResult, RunsWriter, decode, to_batch
-from sematic_metrics._sql import q
 from sematic_metrics.errors import NotFoundError
-from sematic_metrics.models import ENCODER
-from sematic_metrics.store import Store
+from sematic_metrics.service import openapi
+from sematic_metrics.service import series as queries
+from sematic_metrics.service.http import idempotency_key, read_body, require_json, user_of
+from sematic_metrics.service.points_body import MAX_TIME, MIN_TIME
+from sematic_metrics.service.runs_body import STATES, RunsBody, RunsResult, RunsWriter, decode, to_batch
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
+from sematic_metrics.wire import ENCODER
 
 if TYPE_CHECKING:
-    from sematic_metrics.app import Service
+    from sematic_metrics.service.app import Service
 
 _US = 1_000_000
 _ALL_TIME = {"from_us": int(MIN_TIME) * _US, "to_us": int(MAX_TIME) * _US}

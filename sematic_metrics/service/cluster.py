@@ -28,8 +28,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from sematic_metrics._sql import schema_dir, split_statements
 from sematic_metrics.errors import ConfigError
+from sematic_metrics.service.sqlfiles import schema_dir, split_statements
 
 LOCAL_SUFFIX = "_local"
 REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"

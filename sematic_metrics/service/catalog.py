@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from sematic_metrics._sql import q
-from sematic_metrics.store import Store
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
 
 TYPE_NAMES = {0: "COUNT", 1: "GAUGE"}
 TYPE_CODES = {v: k for k, v in TYPE_NAMES.items()}

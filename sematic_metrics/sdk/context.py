@@ -32,7 +32,7 @@ ENV_FUNCTION_PATH = "SEMATIC_METRICS_FUNCTION_PATH"
 ENV_ROOT_FUNCTION_PATH = "SEMATIC_METRICS_ROOT_FUNCTION_PATH"
 ENV_VARS = (ENV_RUN_ID, ENV_ROOT_ID, ENV_FUNCTION_PATH, ENV_ROOT_FUNCTION_PATH)
 WELL_KNOWN = ("run_id", "root_id", "function_path", "root_function_path", "__scope__", "user_id")
-# The server's limits on labels (sematic_metrics._columns), checked here so a
+# The server's limits on labels (sematic_metrics.service.points_body), checked here so a
 # bad label fails at run() rather than dropping batches later.
 MAX_LABEL_KEY = 256
 MAX_LABEL_VALUE = 8192

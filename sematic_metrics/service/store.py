@@ -33,8 +33,6 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-from sematic_metrics._cluster import ClusterDDL
-from sematic_metrics.config import Settings
 from sematic_metrics.errors import (
     ConfigError,
     ForbiddenError,
@@ -43,6 +41,8 @@ from sematic_metrics.errors import (
     StoreError,
     StoreLockedError,
 )
+from sematic_metrics.service.cluster import ClusterDDL
+from sematic_metrics.service.config import Settings
 
 LOCK_NAME = "sematic-metrics.lock"
 Params = Mapping[str, Any]

@@ -30,12 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sematic_metrics._sql import q
-from sematic_metrics._sse import EventStream, Server, Subscriber, sse
 from sematic_metrics.errors import InvalidInputError, SematicMetricsError, StoreError
-from sematic_metrics.openapi import EXTRA_PATHS
-from sematic_metrics.queries import MAX_SERIES_POINTS, bucket_width_s
-from sematic_metrics.store import Store
+from sematic_metrics.service._sse import EventStream, Server, Subscriber, sse
+from sematic_metrics.service.openapi import EXTRA_PATHS
+from sematic_metrics.service.series import MAX_SERIES_POINTS, bucket_width_s
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
 
 __all__ = ["ROUTES", "Hub", "Server"]  # Server: uvicorn.Server that ends open streams first
 log = logging.getLogger(__name__)

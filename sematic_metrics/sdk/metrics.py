@@ -21,16 +21,16 @@ from dataclasses import fields, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sematic_metrics import context
 from sematic_metrics.errors import InvalidInputError, NotInRunError, TypeConflictError
-from sematic_metrics.models import MetricScope, MetricType
+from sematic_metrics.sdk import context
+from sematic_metrics.wire import MetricScope, MetricType
 
 if TYPE_CHECKING:
-    from sematic_metrics._sender import Client, Config, Stats
+    from sematic_metrics.sdk._sender import Client, Config, Stats
 
 ENV_URL = "SEMATIC_METRICS_URL"
 ENV_API_KEY = "SEMATIC_METRICS_API_KEY"
-MAX_NAME = 1024  # the server's limit (sematic_metrics._columns.MAX_NAME)
+MAX_NAME = 1024  # the server's limit (sematic_metrics.service.points_body.MAX_NAME)
 _MAX_NAMES = 100_000
 
 _client: Client | None = None
@@ -155,7 +155,7 @@ def configure(**settings: Any) -> Config:
     deadline at exit and SIGTERM, default 5), ``backoff_s`` and
     ``max_backoff_s`` (retry delays). A value of None restores the default.
     """
-    from sematic_metrics._sender import Config
+    from sematic_metrics.sdk._sender import Config
 
     known = {f.name for f in fields(Config)}
     unknown = set(settings) - known
@@ -172,7 +172,7 @@ def configure(**settings: Any) -> Config:
 
 
 def _config(overrides: dict[str, Any]) -> Config:
-    from sematic_metrics._sender import Config
+    from sematic_metrics.sdk._sender import Config
 
     base = Config(
         url=os.environ.get(ENV_URL, "").strip() or Config.url,
@@ -185,7 +185,7 @@ def _start() -> Client:
     global _client
     with _lock:
         if _client is None:
-            from sematic_metrics._sender import Client
+            from sematic_metrics.sdk._sender import Client
 
             _client = Client(_config(_overrides))
             _install_hooks()
@@ -200,7 +200,7 @@ def flush(timeout: float | None = None) -> bool:
 
 def stats() -> Stats:
     """Counts of this process's points: logged, sent, retried, dropped, rejected, failed, pending."""
-    from sematic_metrics._sender import Stats
+    from sematic_metrics.sdk._sender import Stats
 
     client = _client
     return Stats() if client is None else client.stats()

@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from sematic_metrics._columns import MAX_TIME, MIN_TIME
-from sematic_metrics._sql import q
 from sematic_metrics.errors import InvalidInputError, SematicMetricsError
-from sematic_metrics.store import Store
+from sematic_metrics.service.points_body import MAX_TIME, MIN_TIME
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
 
 STATES = ("CREATED", "SCHEDULED", "RAN", "RETRYING", "RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED")
 _STATE_CODES = {state: code for code, state in enumerate(STATES)}
