@@ -35,10 +35,28 @@ class TypeConflictError(SematicMetricsError):
     status_code = 409
 
 
+class RunConflictError(SematicMetricsError):
+    """A run record changes a field that never changes between versions of a run."""
+
+    status_code = 409
+
+
 class NotFoundError(SematicMetricsError, LookupError):
     """The requested metric, run or pipeline does not exist."""
 
     status_code = 404
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A request body is not declared as JSON."""
+
+    status_code = 415
+
+
+class RequestTimeoutError(InvalidInputError):
+    """A request body did not arrive within the configured time."""
+
+    status_code = 408
 
 
 class AuthError(SematicMetricsError):

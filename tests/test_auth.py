@@ -15,9 +15,9 @@ import pytest
 import sematic_metrics.service.app  # noqa: F401 - registers every module's paths in the document
 from sematic_metrics.errors import ConfigError
 from sematic_metrics.service.config import Settings, parse_api_keys
-from sematic_metrics.service.http import AuthMiddleware, scope_for
-from sematic_metrics.service.openapi import openapi_document
-from tests._support import serve_in_thread
+from sematic_metrics.service.auth import AuthMiddleware, scope_for
+from sematic_metrics.service.app import openapi_document
+from tests._support import LiveServer
 
 KEYS = (
     "admin=k-admin-0001:admin,writer=k-writer-0002:write,"
@@ -29,17 +29,17 @@ T0 = 1_700_000_000
 
 
 @pytest.fixture(scope="module")
-def keyed(engine_dir: Path) -> Iterator[Any]:
+def keyed(engine_dir: Path) -> Iterator[LiveServer]:
     database = f"a_{uuid.uuid4().hex[:12]}"
     config = Settings(data_dir=engine_dir, database=database, api_keys=parse_api_keys(KEYS))
-    with serve_in_thread(config) as app:
-        yield app
-        app.state.service.store.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
+    with LiveServer(config) as server:
+        yield server
+        server.service.store.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
 
 
 @pytest.fixture
-def http(keyed: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=keyed.state.url, timeout=60) as c:
+def http(keyed: LiveServer) -> Iterator[httpx.Client]:
+    with keyed.client() as c:
         yield c
 
 
@@ -62,8 +62,8 @@ def body(run_id: str = "r1", **labels: str) -> dict[str, Any]:
     }
 
 
-def points_of(keyed: Any, run_id: str) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = keyed.state.service.store.query(
+def points_of(keyed: LiveServer, run_id: str) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = keyed.service.store.query(
         "SELECT user_id, count() FROM metric_points WHERE run_id = {r:String} GROUP BY user_id",
         {"r": run_id},
     )
@@ -97,8 +97,8 @@ def test_open_paths_and_the_dashboard_shell_need_no_key(http: httpx.Client) -> N
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/api/v1/meta/versions").json()["server"] == [0, 41, 0]
     # The HTML shell and its static files carry no data; the page asks for a key.
-    for path in ("/", "/pipelines/p.f", "/runs/r1"):
-        page = http.get(path)
+    for path in ("/", "/dashboard/", "/dashboard/pipelines/p.f", "/dashboard/runs/r1"):
+        page = http.get(path, follow_redirects=True)
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
     assert http.post("/", json={}).status_code in (401, 405)
@@ -113,7 +113,7 @@ def test_key_in_either_header(http: httpx.Client, headers: dict[str, str]) -> No
     assert http.get("/api/v1/metrics", headers=headers).status_code == 200
 
 
-def test_read_key_reads_but_cannot_write_or_delete(keyed: Any, http: httpx.Client) -> None:
+def test_read_key_reads_but_cannot_write_or_delete(keyed: LiveServer, http: httpx.Client) -> None:
     assert http.post("/api/v1/metrics", json=body("seed-r"), headers=as_key(ADMIN)).status_code == 200
     reader = as_key(READER)
     assert http.get("/api/v1/metrics", headers=reader).status_code == 200
@@ -137,7 +137,7 @@ def test_read_key_reads_but_cannot_write_or_delete(keyed: Any, http: httpx.Clien
     assert points_of(keyed, "seed-r") == [("admin", 1)]
 
 
-def test_write_key_writes_but_cannot_read_or_delete(keyed: Any, http: httpx.Client) -> None:
+def test_write_key_writes_but_cannot_read_or_delete(keyed: LiveServer, http: httpx.Client) -> None:
     writer = as_key(WRITER)
     assert http.post("/api/v1/metrics", json=body("by-writer"), headers=writer).status_code == 200
     run = {
@@ -164,7 +164,7 @@ def test_read_write_key_does_both_but_cannot_delete(http: httpx.Client) -> None:
     assert "'admin' scope" in refused.json()["error"]
 
 
-def test_admin_key_does_everything(keyed: Any, http: httpx.Client) -> None:
+def test_admin_key_does_everything(keyed: LiveServer, http: httpx.Client) -> None:
     admin = as_key(ADMIN)
     assert http.post("/api/v1/metrics", json=body("by-admin"), headers=admin).status_code == 200
     assert http.get("/api/v1/metrics", headers=admin).status_code == 200
@@ -178,7 +178,7 @@ def test_admin_key_does_everything(keyed: Any, http: httpx.Client) -> None:
     ("key", "name"), [(ADMIN, "admin"), (WRITER, "writer"), (BOTH, "both")], ids=["admin", "writer", "both"]
 )
 def test_user_id_is_the_key_name_whatever_the_body_says(
-    keyed: Any, http: httpx.Client, key: str, name: str
+    keyed: LiveServer, http: httpx.Client, key: str, name: str
 ) -> None:
     run_id = f"spoof-{name}"
     spoofed = body(run_id, user_id="mallory")

@@ -27,7 +27,7 @@ ARGS = [
 ]
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-VENDOR = ROOT / "sematic_metrics" / "static" / "vendor" / "uPlot.esm.js"
+VENDOR = ROOT / "sematic_metrics" / "service" / "static" / "vendor" / "uPlot.esm.js"
 WAIT_MS = 30_000  # generous: only a failure waits this long
 
 pytestmark = pytest.mark.browser
@@ -168,7 +168,7 @@ def pipelines_fixture(client: httpx.Client) -> None:
 # -- tests ---------------------------------------------------------------------
 def test_pipeline_figures_match_the_api(client: httpx.Client, live: Any, page: Page) -> None:
     pipelines_fixture(client)
-    page.goto(f"{live.url}/")
+    page.goto(f"{live.url}/dashboard/")
     page.wait_for_selector("#pipelines tbody tr")
     expected = client.get("/api/v1/pipelines").json()["content"]
     rows = page.eval_on_selector_all(
@@ -240,7 +240,7 @@ def test_point_posted_while_run_page_is_open_is_painted(client: httpx.Client, li
     )
     post_points(client, run_labels("live1", pipeline), ["examples"] * 50, [32.0] * 50, times, [0] * 50)
 
-    page.goto(f"{live.url}/runs/live1")
+    page.goto(f"{live.url}/dashboard/runs/live1")
     page.wait_for_selector("#live.on")
     page.wait_for_selector('.chart-card[data-metric="loss"][data-points="50"]')
     page.wait_for_selector('.chart-card[data-metric="examples"][data-points="50"]')
@@ -304,7 +304,7 @@ def test_point_posted_while_run_page_is_open_is_painted(client: httpx.Client, li
 
 def test_run_page_shows_pipeline_panel(client: httpx.Client, live: Any, page: Page) -> None:
     pipelines_fixture(client)
-    page.goto(f"{live.url}/runs/a1")
+    page.goto(f"{live.url}/dashboard/runs/a1")
     panel = client.get("/api/v1/runs/a1/metrics").json()["content"]
     page.wait_for_selector('#pipeline-panel dd[data-field="total_count"]')
     assert page.inner_text('#pipeline-panel dd[data-field="total_count"]') == fmt_count(panel["total_count"])
@@ -319,7 +319,7 @@ def test_run_page_shows_pipeline_panel(client: httpx.Client, live: Any, page: Pa
 def test_missing_chart_library_says_how_to_install_it(client: httpx.Client, live: Any, page: Page) -> None:
     post_points(client, run_labels("r1", "tests.p"), ["loss"], [1.0], [time.time() - 5])
     page.route("**/static/vendor/uPlot.esm.js", lambda route: route.fulfill(status=404, body="missing"))
-    page.goto(f"{live.url}/runs/r1")
+    page.goto(f"{live.url}/dashboard/runs/r1")
     notice = page.wait_for_selector("#vendor-missing")
     assert "make install" in notice.inner_text()
     assert "scripts/install_assets.sh" in notice.inner_text()
@@ -333,13 +333,13 @@ def test_api_key_is_asked_for_and_sent(browser: Browser, keyed_live: Any) -> Non
         with keyed_live.client(headers={"X-API-KEY": "alice-secret-key"}) as client:
             pipelines_fixture(client)
             post_points(client, run_labels("a1", "tests.pipeline_a"), ["loss"], [1.0], [time.time() - 5])
-        page.goto(f"{keyed_live.url}/")
+        page.goto(f"{keyed_live.url}/dashboard/")
         page.wait_for_selector("#key-dialog[open]")
         page.fill("#key-input", "reader-secret-key")
         page.click('#key-dialog button[value="save"]')
         page.wait_for_selector('#pipelines tr[data-pipeline="tests.pipeline_a"]')
         assert page.evaluate("localStorage.getItem('sematic-metrics.api-key')") == "reader-secret-key"
-        page.goto(f"{keyed_live.url}/runs/a1")  # the live stream takes the key as ?api_key=
+        page.goto(f"{keyed_live.url}/dashboard/runs/a1")  # the live stream takes the key as ?api_key=
         page.wait_for_selector("#live.on")
         page.wait_for_selector('.chart-card[data-metric="loss"][data-points="1"]')
     finally:
@@ -358,7 +358,7 @@ def test_hundred_metrics_of_300_points_render_lazily(client: httpx.Client, live:
     post_points(client, run_labels("big", "tests.big"), body_names, values, times)
 
     started = time.monotonic()
-    page.goto(f"{live.url}/runs/big")
+    page.goto(f"{live.url}/dashboard/runs/big")
     page.wait_for_selector('.chart-card[data-metric="metric_000"][data-points="300"]')
     first = time.monotonic() - started
     assert page.eval_on_selector_all(".chart-card", "cards => cards.length") == 100

@@ -33,7 +33,7 @@ def test_demo_feeds_pipelines_runs_in_every_state_and_a_live_run(
     # The live run was SCHEDULED while it logged and is RESOLVED once the demo ends.
     assert states | {"SCHEDULED"} == STATES
 
-    run = client.get(f"/api/v1/runs/{live_id}").json()["content"]
+    run = client.get(f"/api/v1/runs/{live_id}/record").json()["content"]
     assert run["future_state"] == "RESOLVED"
     names = client.get("/api/v1/metrics", params={"labels": json.dumps({"run_id": live_id})}).json()[
         "content"

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sematic_metrics.service.runs_body import RunsWriter, decode, to_batch
+from sematic_metrics.service.runs_body import decode, to_batch
+from sematic_metrics.service.runs_writer import RunsWriter
 
 T0 = 1_699_920_000  # 2023-11-14T00:00:00Z, a day boundary
 DAY = 86_400
@@ -98,6 +99,7 @@ def raw_rows(live: Any) -> int:
 
 
 # -- definitions ---------------------------------------------------------------
+@pytest.mark.backends
 def test_nested_runs_of_the_root_function_are_not_counted(client: httpx.Client) -> None:
     store_runs(
         client,
@@ -118,6 +120,7 @@ def test_nested_runs_of_the_root_function_are_not_counted(client: httpx.Client) 
     assert client.get("/api/v1/pipelines/acme.steps.fit/metrics").status_code == 404
 
 
+@pytest.mark.backends
 def test_canceled_and_in_progress_runs_count_but_not_in_success_rate(client: httpx.Client) -> None:
     states = ["RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED", "CREATED", "SCHEDULED", "RAN", "RETRYING"]
     store_runs(client, [run(f"r{i}", state, T0 + i) for i, state in enumerate(states)])
@@ -127,6 +130,7 @@ def test_canceled_and_in_progress_runs_count_but_not_in_success_rate(client: htt
     assert got["count_by_state"] == {state: 1 for state in states}
 
 
+@pytest.mark.backends
 def test_cloned_runs_are_out_of_success_rate_and_run_time(client: httpx.Client) -> None:
     store_runs(
         client,
@@ -142,6 +146,7 @@ def test_cloned_runs_are_out_of_success_rate_and_run_time(client: httpx.Client) 
     assert got["avg_run_time_s"] == pytest.approx(10)
 
 
+@pytest.mark.backends
 def test_scheduled_then_resolved_counts_once_with_latest_state_before_merges(
     client: httpx.Client, frozen: Any
 ) -> None:
@@ -157,6 +162,7 @@ def test_scheduled_then_resolved_counts_once_with_latest_state_before_merges(
 
 
 @pytest.mark.parametrize("same_batch", [False, True], ids=["separate-requests", "one-batch"])
+@pytest.mark.backends
 def test_an_older_update_arriving_late_never_wins(
     client: httpx.Client, frozen: Any, same_batch: bool
 ) -> None:
@@ -183,6 +189,7 @@ def test_an_older_update_arriving_late_never_wins(
     ],
     ids=["nothing-terminated", "no-success", "one-success"],
 )
+@pytest.mark.backends
 def test_undefined_figures_are_null(
     client: httpx.Client, states: list[str], rate: float | None, runtime: float | None
 ) -> None:
@@ -194,6 +201,7 @@ def test_undefined_figures_are_null(
     assert (summary["success_rate"], summary["avg_run_time_s"]) == (rate, runtime)
 
 
+@pytest.mark.backends
 def test_window_filters_on_created_at(client: httpx.Client) -> None:
     store_runs(client, [run(f"r{d}", "RESOLVED" if d % 2 else "FAILED", T0 + d * DAY) for d in range(4)])
     assert figures(client)["run_count"] == 4
@@ -216,6 +224,7 @@ def test_unknown_pipeline_is_404(client: httpx.Client) -> None:
     assert "nope.pipeline" in response.json()["error"]
 
 
+@pytest.mark.backends
 def test_pipelines_newest_first_in_one_list(client: httpx.Client) -> None:
     store_runs(
         client,
@@ -254,6 +263,7 @@ def test_pipelines_newest_first_in_one_list(client: httpx.Client) -> None:
     }
 
 
+@pytest.mark.backends
 def test_rfc3339_and_epoch_times_agree(client: httpx.Client) -> None:
     record = run("r1", "RESOLVED", T0, runtime=90)
     record.update(
@@ -267,6 +277,7 @@ def test_rfc3339_and_epoch_times_agree(client: httpx.Client) -> None:
 
 
 # -- Sematic's pipeline panel ---------------------------------------------------
+@pytest.mark.backends
 def test_run_panel_has_sematics_shape(client: httpx.Client) -> None:
     store_runs(
         client,
@@ -342,6 +353,7 @@ def _two_pipelines_over_three_days() -> list[dict[str, Any]]:
     ],
     ids=["run_count", "success_rate", "effective_runtime"],
 )
+@pytest.mark.backends
 def test_system_metrics_bucketed_by_day_with_group_by(
     client: httpx.Client, name: str, metric_type: str, expected: list[Any]
 ) -> None:
@@ -354,6 +366,7 @@ def test_system_metrics_bucketed_by_day_with_group_by(
     assert content["series"] == want
 
 
+@pytest.mark.backends
 def test_system_metrics_labels_and_root_filters(client: httpx.Client) -> None:
     store_runs(client, _two_pipelines_over_three_days())
     only_a = series(client, "sematic.run_count", labels={"function_path": "a.p"})
@@ -368,6 +381,7 @@ def test_system_metrics_labels_and_root_filters(client: httpx.Client) -> None:
     assert series(client, "sematic.run_count", labels={"run_id": "a4"})["series"] == [[1.0, []]]
 
 
+@pytest.mark.backends
 def test_system_metrics_are_listed_for_matching_labels(client: httpx.Client) -> None:
     store_runs(client, [*_two_pipelines_over_three_days(), run("c1", "RAN", T0, path="c.p")])
 
@@ -444,6 +458,7 @@ def test_missing_field_and_bad_bodies_are_400(client: httpx.Client, live: Any) -
     [("function_path", "acme.other"), ("root_id", "somewhere-else"), ("created_at", T0 + 5)],
     ids=["function_path", "root_id", "created_at"],
 )
+@pytest.mark.backends
 def test_identity_fields_never_change(client: httpx.Client, live: Any, field: str, value: Any) -> None:
     store_runs(client, [run("r1", "SCHEDULED", T0, updated=T0 + 1)])
     changed = {**run("r1", "RESOLVED", T0), field: value}
@@ -457,6 +472,7 @@ def test_identity_fields_never_change(client: httpx.Client, live: Any, field: st
     assert raw_rows(live) == 1
 
 
+@pytest.mark.backends
 def test_idempotent_retry_is_stored_once(client: httpx.Client, live: Any) -> None:
     records = [run("r1", "RESOLVED", T0), run("r2", "FAILED", T0 + 1)]
     first = post_runs(client, records, key="batch-1")
@@ -469,6 +485,7 @@ def test_idempotent_retry_is_stored_once(client: httpx.Client, live: Any) -> Non
     assert figures(client)["run_count"] == 2
 
 
+@pytest.mark.backends
 def test_concurrent_retries_store_once(live: Any) -> None:
     records = [run(f"r{i}", "RESOLVED", T0 + i) for i in range(20)]
     answers: list[dict[str, Any]] = []
@@ -500,6 +517,7 @@ def test_openapi_lists_pipeline_endpoints(client: httpx.Client) -> None:
     assert "RunRecord" in document["components"]["schemas"]
 
 
+@pytest.mark.backends
 def test_a_retry_after_a_restart_is_recognised_from_the_table(store: Any) -> None:
     body = json.dumps({"runs": [run("r1", "RESOLVED", T0), run("r2", "RAN", T0)]}).encode()
     assert RunsWriter(store).write(to_batch(decode(body), "key-1", None)).duplicate is False

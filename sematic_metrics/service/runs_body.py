@@ -1,4 +1,5 @@
-"""Runs ingest: validate ``POST /api/v1/runs`` bodies and store them in ``runs``.
+"""Run records in: decode and validate ``POST /api/v1/runs`` bodies into an
+Arrow batch for the ``runs`` table (runs_writer.py stores it).
 
 A run is stored as versions; the views read the version with the latest
 ``updated_at``. Every version of a run must carry the same id, root_id,
@@ -8,10 +9,7 @@ changes them is rejected before anything is written.
 
 from __future__ import annotations
 
-import collections
-import hashlib
 import math
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,15 +18,13 @@ import msgspec
 import pyarrow as pa
 
 from sematic_metrics.errors import InvalidInputError, SematicMetricsError
-from sematic_metrics.service.points_body import MAX_TIME, MIN_TIME
-from sematic_metrics.service.sqlfiles import q
-from sematic_metrics.service.store import Store
+from sematic_metrics.rules import MAX_TEXT, MAX_TIME, MIN_TIME
 
 STATES = ("CREATED", "SCHEDULED", "RAN", "RETRYING", "RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED")
 _STATE_CODES = {state: code for code, state in enumerate(STATES)}
 MAX_ID = 256
 MAX_PATH = 1024
-MAX_NAME = 8192
+MAX_NAME = MAX_TEXT  # a run's display name is free text, not a metric name
 _KNOWN_KEYS = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
@@ -82,12 +78,6 @@ class RunsResult(msgspec.Struct):
     duplicate: bool = False
 
 
-class RunConflictError(SematicMetricsError):
-    """A record changes a field that never changes between versions of a run."""
-
-    status_code = 409
-
-
 _DECODER = msgspec.json.Decoder(RunsBody)
 # id -> (index of its first record, root_id, function_path, created_at in epoch us)
 Identities = dict[str, tuple[int, str, str, int]]
@@ -111,6 +101,8 @@ def decode(body: bytes) -> RunsBody:
         where = where.rstrip("`").lstrip(".") or "body"
         raise InvalidInputError(f"{where}: {message}") from None
     except msgspec.DecodeError as exc:
+        if not body.strip():
+            raise InvalidInputError('body: empty; send a JSON object such as {"runs": [...]}') from None
         raise InvalidInputError(f"body is not valid JSON: {exc}") from None
 
 
@@ -174,7 +166,7 @@ def to_batch(body: RunsBody, key: str, user_id: str | None) -> RunsBatch:
         created = times["created_at"]
         assert created is not None
         first = identities.setdefault(run_id, (i, root_id, path, created))
-        _same_identity(first, (root_id, path, created), run_id, where, f"runs[{first[0]}]", InvalidInputError)
+        same_identity(first, (root_id, path, created), run_id, where, f"runs[{first[0]}]", InvalidInputError)
         columns["id"].append(run_id)
         columns["root_id"].append(root_id)
         columns["parent_id"].append(_text(run.parent_id, f"{where}.parent_id", MAX_ID))
@@ -196,7 +188,7 @@ def to_batch(body: RunsBody, key: str, user_id: str | None) -> RunsBatch:
     return RunsBatch(pa.Table.from_arrays(arrays, schema=SCHEMA), identities, key)
 
 
-def _same_identity(
+def same_identity(
     first: tuple[int, str, str, int],
     other: tuple[str, str, int],
     run_id: str,
@@ -216,53 +208,3 @@ def _same_identity(
                 f"but {shown_new!r} here; id, root_id, function_path and created_at never change "
                 "between versions of a run"
             )
-
-
-class RunsWriter:
-    """Stores run batches one at a time, so the idempotency and identity checks
-    of a batch see every batch stored before it (within this process)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-        self._known: collections.OrderedDict[str, int] = collections.OrderedDict()
-
-    def write(self, batch: RunsBatch) -> RunsResult:
-        with self._lock:
-            if batch.key:
-                stored = self._stored_count(batch.key)
-                if stored is not None:
-                    return RunsResult(stored, duplicate=True)
-            self._check_identities(batch.identities)
-            settings = {}
-            if batch.key:
-                settings["insert_deduplication_token"] = hashlib.sha256(batch.key.encode()).hexdigest()
-            self._store.insert_arrow("runs", batch.table, settings)
-            n = batch.table.num_rows
-            if batch.key:
-                self._remember(batch.key, n)
-            return RunsResult(n)
-
-    def _stored_count(self, key: str) -> int | None:
-        if key in self._known:
-            return self._known[key]
-        rows = self._store.query(q("run_known_batches"), {"batch_ids": [key]})
-        if not rows:
-            return None
-        self._remember(key, int(rows[0][1]))
-        return self._known[key]
-
-    def _check_identities(self, identities: Identities) -> None:
-        rows = self._store.query(q("run_identities"), {"ids": sorted(identities)})
-        for run_id, root_id, path, created in rows:
-            first = identities[str(run_id)]
-            stored = (0, str(root_id), str(path), int(created))
-            _same_identity(
-                stored, first[1:], str(run_id), f"runs[{first[0]}]", "the stored run", RunConflictError
-            )
-
-    def _remember(self, key: str, runs: int) -> None:
-        self._known[key] = runs
-        self._known.move_to_end(key)
-        while len(self._known) > _KNOWN_KEYS:
-            self._known.popitem(last=False)

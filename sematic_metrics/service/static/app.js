@@ -1,9 +1,12 @@
 // The sematic-metrics dashboard: a plain ES module served by the service.
-// Pages: pipelines index (/), pipeline (/pipelines/<function path>) and
-// run (/runs/<run id>), rendered from the JSON API.
+// Pages: pipelines index (/dashboard/), pipeline (/dashboard/pipelines/<function path>)
+// and run (/dashboard/runs/<run id>), rendered from the JSON API.
 
 import { ChartGrid, hasUPlot, loadUPlot, prefs } from "./charts.js";
 
+// Every page lives under /dashboard: "/", "/pipelines" and "/runs" are Sematic's own
+// paths when the service fronts a Sematic server.
+const BASE = "/dashboard";
 const KEY_STORE = "sematic-metrics.api-key";
 const app = document.getElementById("app");
 const banner = document.getElementById("banner");
@@ -192,8 +195,8 @@ function route() {
   window.scrollTo(0, 0);
   app.replaceChildren();
   const path = location.pathname;
-  if (path.startsWith("/pipelines/")) page = pipelinePage(decodeURIComponent(path.slice("/pipelines/".length)));
-  else if (path.startsWith("/runs/")) page = runPage(decodeURIComponent(path.slice("/runs/".length)));
+  if (path.startsWith(`${BASE}/pipelines/`)) page = pipelinePage(decodeURIComponent(path.slice(`${BASE}/pipelines/`.length)));
+  else if (path.startsWith(`${BASE}/runs/`)) page = runPage(decodeURIComponent(path.slice(`${BASE}/runs/`.length)));
   else page = indexPage();
 }
 
@@ -221,11 +224,11 @@ function indexPage() {
       const rows = pipelines.map((p) =>
         h(
           "tr",
-          { class: "clickable", dataset: { href: `/pipelines/${enc(p.function_path)}`, pipeline: p.function_path } },
+          { class: "clickable", dataset: { href: `${BASE}/pipelines/${enc(p.function_path)}`, pipeline: p.function_path } },
           h(
             "td",
             { dataset: { field: "function_path" } },
-            h("a", { href: `/pipelines/${enc(p.function_path)}`, "data-nav": true, class: "mono" }, p.function_path),
+            h("a", { href: `${BASE}/pipelines/${enc(p.function_path)}`, "data-nav": true, class: "mono" }, p.function_path),
           ),
           cell("run_count", p.run_count, fmtCount(p.run_count)),
           cell("success_rate", p.success_rate, fmtPct(p.success_rate)),
@@ -312,11 +315,11 @@ function runsTable(runs) {
         }
         return h(
           "tr",
-          { class: "clickable", dataset: { href: `/runs/${enc(r.id)}`, run: r.id } },
+          { class: "clickable", dataset: { href: `${BASE}/runs/${enc(r.id)}`, run: r.id } },
           h(
             "td",
             {},
-            h("a", { href: `/runs/${enc(r.id)}`, "data-nav": true }, r.name || r.id),
+            h("a", { href: `${BASE}/runs/${enc(r.id)}`, "data-nav": true }, r.name || r.id),
             h("div", { class: "muted mono" }, r.id, r.original_run_id ? ` · copy of ${r.original_run_id}` : ""),
           ),
           h("td", {}, stateBadge(r.future_state)),
@@ -398,7 +401,7 @@ function pipelinePage(fp) {
   const grid = new ChartGrid(seriesLoader(labels));
   const metricsBox = h("div", {});
   app.append(
-    h("div", { class: "crumbs" }, h("a", { href: "/", "data-nav": true }, "Pipelines"), " / "),
+    h("div", { class: "crumbs" }, h("a", { href: `${BASE}/`, "data-nav": true }, "Pipelines"), " / "),
     h("h1", { class: "mono" }, fp),
     figureBox,
     ...section("Recent runs", runsBox),
@@ -495,9 +498,9 @@ function runDetails(record, header) {
     .then((run) => {
       const fp = run.root_function_path || run.function_path;
       header.replaceChildren(
-        h("a", { href: "/", "data-nav": true }, "Pipelines"),
+        h("a", { href: `${BASE}/`, "data-nav": true }, "Pipelines"),
         " / ",
-        h("a", { href: `/pipelines/${enc(fp)}`, "data-nav": true, class: "mono" }, fp),
+        h("a", { href: `${BASE}/pipelines/${enc(fp)}`, "data-nav": true, class: "mono" }, fp),
         " / ",
         stateBadge(run.future_state),
       );
@@ -523,8 +526,8 @@ function runPage(runId) {
   const grid = new ChartGrid(seriesLoader(labels));
   const live = h("span", { class: "live", id: "live" }, "connecting");
   const metricsBox = h("div", {}, h("p", { class: "muted" }, "Loading metrics…"));
-  const crumbs = h("div", { class: "crumbs" }, h("a", { href: "/", "data-nav": true }, "Pipelines"), " / run");
-  const record = api(`/api/v1/runs/${enc(runId)}`);
+  const crumbs = h("div", { class: "crumbs" }, h("a", { href: `${BASE}/`, "data-nav": true }, "Pipelines"), " / run");
+  const record = api(`/api/v1/runs/${enc(runId)}/record`);
   record.catch(() => {}); // shown by the Run tab
   const details = runDetails(record, crumbs);
   const tabs = { metrics: metricsBox, details };

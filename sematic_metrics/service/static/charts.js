@@ -8,7 +8,7 @@ let uPlot = null;
 /** Load the vendored uPlot; false when the asset is missing. */
 export async function loadUPlot() {
   try {
-    uPlot = (await import("/static/vendor/uPlot.esm.js")).default;
+    uPlot = (await import("/dashboard/static/vendor/uPlot.esm.js")).default;
   } catch {
     uPlot = null;
   }

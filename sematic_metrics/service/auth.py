@@ -1,113 +1,25 @@
-"""HTTP plumbing: JSON responses, bounded body reads, errors and API keys."""
+"""API keys: who may call what, from X-API-KEY or Authorization: Bearer."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import re
-from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sematic_metrics.errors import (
-    AuthError,
-    ForbiddenError,
-    InvalidInputError,
-    PayloadTooLargeError,
-    SematicMetricsError,
-)
+from sematic_metrics.errors import AuthError, ForbiddenError, SematicMetricsError
 from sematic_metrics.service.config import ApiKey
+from sematic_metrics.service.responses import error_response
 
-log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/meta/versions"})
 # The dashboard's HTML shell and static files hold no data; its pages ask for
 # a key when an API call answers 401, so they load without one.
-_OPEN_PAGES = re.compile(r"^/(?:|pipelines/.*|runs/.*|static/.*)$")
+_OPEN_PAGES = re.compile(r"^/(?:|dashboard|dashboard/.*)$")
 # EventSource cannot set headers: the live stream also takes ?api_key=.
 _QUERY_KEY_PATHS = frozenset({"/api/v1/stream"})
-_JSON_TYPES = frozenset({"application/json", "text/json", ""})
-RETRY_AFTER_S = 2
-
-
-class UnsupportedMediaType(InvalidInputError):
-    status_code = 415
-
-
-class RequestTimeoutError(InvalidInputError):
-    status_code = 408
-
-
-class JSON(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def error_response(exc: SematicMetricsError) -> JSON:
-    headers = {}
-    if exc.status_code == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_S)
-    elif exc.status_code == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="sematic-metrics"'
-    return JSON({"error": str(exc), "type": type(exc).__name__}, exc.status_code, headers)
-
-
-def require_json(request: Request) -> None:
-    """415 unless the body is declared as JSON (no Content-Type counts as JSON)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in _JSON_TYPES and not content_type.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"content-type: {content_type[:80]!r} is not supported; send application/json"
-        )
-
-
-async def read_body(request: Request, limit: int, timeout_s: float, json: bool = True) -> bytes:
-    """Read the body within a size limit and a deadline for the whole upload.
-
-    A declared or streamed size over ``limit`` is a 413, an upload slower than
-    ``timeout_s`` a 408, and with ``json`` a non-JSON Content-Type a 415 and
-    a body that is not UTF-8 a 400.
-    """
-    if json:
-        require_json(request)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(
-            f"body: {declared} bytes is over the {limit}-byte limit; send smaller batches"
-        )
-
-    async def collect() -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(f"body: over the {limit}-byte limit; send smaller batches")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    try:
-        body = await asyncio.wait_for(collect(), timeout_s)
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"body: not received within {timeout_s:g} s; send the whole request body at once"
-        ) from None
-    if json:
-        # JSON is UTF-8; msgspec raises a bare UnicodeDecodeError on a bad
-        # string, so check here, once for every endpoint (~2% of a decode).
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidInputError(
-                f"body: byte {exc.start} is not valid UTF-8; JSON bodies must be UTF-8"
-            ) from None
-    return body
 
 
 def scope_for(method: str, path: str) -> str:
@@ -201,16 +113,6 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-MAX_KEY_LENGTH = 256
-
-
 def user_of(request: Request) -> str | None:
     key = request.scope.get("state", {}).get("api_key")
     return None if key is None else str(key.name)
-
-
-def idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key", "").strip()
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"Idempotency-Key: longer than {MAX_KEY_LENGTH} characters")
-    return key

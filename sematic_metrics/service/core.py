@@ -1,0 +1,60 @@
+"""The Service: one object per process that owns everything with state.
+
+Request handlers reach it in one way, ``service_of(request)``. ``create_app``
+(app.py) builds it and assembles the resource modules around it.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from sematic_metrics.service.catalog import Catalog
+from sematic_metrics.service.config import Settings
+from sematic_metrics.service.hub import Hub
+from sematic_metrics.service.migrate import migrate
+from sematic_metrics.service.points_writer import Writer
+from sematic_metrics.service.runs_writer import RunsWriter
+from sematic_metrics.service.series import SystemMetric
+from sematic_metrics.service.store import Store
+
+
+class Service:
+    """The store, the metrics and runs writers, the live-stream hub and the
+    providers of the computed (system) metrics, started and stopped together."""
+
+    def __init__(self, settings: Settings, system_metrics: dict[str, SystemMetric] | None = None) -> None:
+        self.settings = settings
+        self.store = Store(settings)
+        self.catalog = Catalog(self.store)
+        self.writer = Writer(self.store, self.catalog, settings.commit_max_points)
+        self.runs_writer = RunsWriter(self.store)
+        self.hub = Hub(self.store)
+        self.writer.listeners.append(self.hub.on_table)
+        self.system_metrics: dict[str, SystemMetric] = system_metrics or {}
+
+    async def start(self) -> None:
+        await run_in_threadpool(self.store.open)
+        try:
+            await run_in_threadpool(migrate, self.store)
+            await run_in_threadpool(self.catalog.load)
+        except Exception:
+            self.store.close()
+            raise
+        self.writer.start()
+        self.hub.start()
+
+    def health(self) -> dict[str, object]:
+        """Figures ``/healthz`` reports beside the store's status."""
+        return {}
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        await self.writer.stop()
+        self.store.close()
+
+
+def service_of(request: Request) -> Service:
+    """The Service of the app serving ``request``."""
+    svc: Service = request.app.state.service
+    return svc
