@@ -1,4 +1,8 @@
-"""Start and stop service processes on loopback for the benchmarks."""
+"""Start and stop service processes on loopback for the benchmarks.
+
+Our own server is started by the test suite's helpers (tests/_support.py:
+``ServerProcess``, ``LiveServer``, ``free_port``), so benchmarks and tests
+start it one way; this module adds the peers (Sematic, MLflow)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +17,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+if str(ROOT) not in sys.path:  # run as a script: the repository root holds tests/
+    sys.path.insert(0, str(ROOT))
 
+from tests._support import LiveServer, ServerProcess, free_port  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LiveServer", "ServerProcess", "free_port", "mlflow", "ours", "process", "sematic"]
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
@@ -90,11 +92,10 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
 @contextlib.contextmanager
 def ours(data_dir: Path, log: Path, env: Mapping[str, str] | None = None) -> Iterator[int]:
     """``sematic-metrics serve`` on a free port with its own data directory."""
-    port = free_port()
-    argv = [str(VENV_BIN / "sematic-metrics"), "serve", "--port", str(port), "--log-level", "warning"]
-    server_env = {"SEMATIC_METRICS_DATA_DIR": str(data_dir), **(env or {})}
-    with process(argv, port, "/healthz", log, server_env, cwd=data_dir.parent, timeout_s=120):
-        yield port
+    server = ServerProcess(data_dir, env=env, log_path=log)
+    with server:
+        yield server.port
+        server.stop()
 
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@ Latency is measured in three states of the table:
 - steady: once background merges left one part a month (a month whose parts
   are all a minute old is merged), plus fresh updates (a newer version of
   1,000 recent runs) in the newest month, as on a running server;
-- merged: after ``OPTIMIZE TABLE runs FINAL``.
+- merged: after ``OPTIMIZE TABLE run_versions FINAL``.
 
     .venv/bin/python benchmarks/bench_pipelines.py           # 1M runs, 1,000 pipelines
     .venv/bin/python benchmarks/bench_pipelines.py --quick   # 100k runs
@@ -28,20 +28,17 @@ import argparse
 import os
 import random
 import shlex
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+import _server
 import httpx
 import numpy as np
 import pyarrow as pa
-import uvicorn
 
-from sematic_metrics.service.app import create_app
 from sematic_metrics.service.config import Settings
 from sematic_metrics.service.migrate import migrate
 from sematic_metrics.service.store import Store
@@ -120,8 +117,8 @@ def load(store: Store, table: pa.Table, now_us: int) -> dict[str, float]:
     t0 = time.perf_counter()
     chunk = 100_000
     for start in range(0, table.num_rows, chunk):
-        store.insert_arrow("runs", table.slice(start, chunk))
-    store.insert_arrow("runs", late)
+        store.insert_arrow("run_versions", table.slice(start, chunk))
+    store.insert_arrow("run_versions", late)
     seconds = time.perf_counter() - t0
     return {"rows": table.num_rows + late.num_rows, "late_versions": late.num_rows, "seconds": seconds}
 
@@ -141,7 +138,7 @@ def settle(store: Store, timeout_s: float = 240) -> float:
     forced merge of partitions whose parts are all a minute old, have run."""
     sql = (
         "SELECT count(), uniqExact(partition_id) FROM system.parts "
-        "WHERE database = currentDatabase() AND table = 'runs' AND active"
+        "WHERE database = currentDatabase() AND table = 'run_versions' AND active"
     )
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
@@ -153,37 +150,11 @@ def settle(store: Store, timeout_s: float = 240) -> float:
 
 
 def parts(store: Store) -> int:
-    sql = "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'runs' AND active"
+    sql = (
+        "SELECT count() FROM system.parts "
+        "WHERE database = currentDatabase() AND table = 'run_versions' AND active"
+    )
     return int(store.query(sql)[0][0])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """The app under uvicorn in a thread of this process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def timed(client: httpx.Client, urls: list[str]) -> list[float]:
@@ -288,24 +259,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"({loaded['rows'] / loaded['seconds']:,.0f} rows/s, raw insert_arrow)"
             )
             with (
-                Server(settings) as server,
+                _server.LiveServer(settings) as server,
                 httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as client,
             ):
 
                 def phase(title: str, seed: int) -> None:
-                    print(f"{title} ({parts(store)} active parts of runs):", flush=True)
+                    print(f"{title} ({parts(store)} active parts of run_versions):", flush=True)
                     for text in measure(client, store, paths, args.requests, seed):
                         print(text, flush=True)
 
                 phase("as loaded", args.seed)
                 waited = settle(store)
-                store.insert_arrow("runs", newer_versions(table, 1000))
+                store.insert_arrow("run_versions", newer_versions(table, 1000))
                 phase(
                     f"steady: one part a month after {waited:.0f} s, then 1,000 fresh updates",
                     args.seed + 1,
                 )
-                store.command("OPTIMIZE TABLE runs FINAL")
-                phase("merged: after OPTIMIZE TABLE runs FINAL", args.seed + 2)
+                store.command("OPTIMIZE TABLE run_versions FINAL")
+                phase("merged: after OPTIMIZE TABLE run_versions FINAL", args.seed + 2)
                 print(
                     line(
                         "POST /api/v1/runs (1,000 new runs)", post_batches(client, paths, 10, 1000, args.seed)

@@ -19,49 +19,17 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import _server
+
 import sematic_metrics
 from sematic_metrics import sdk
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMATIC_METRICS_")}
-    env["SEMATIC_METRICS_DATA_DIR"] = str(data_dir / "data")
-    cli = Path(sys.executable).parent / "sematic-metrics"
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [str(cli), "serve", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {(data_dir / 'server.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("server did not start within 60 s")
 
 
 def bench_sdk(port: int, calls: int, batch: int) -> dict[str, float]:
@@ -153,7 +121,8 @@ def main() -> None:
     if args.quick:
         args.calls, args.sematic_points = 30_000, 100
     data_dir = Path(tempfile.mkdtemp(prefix="bench-sdk-"))
-    proc, port = start_server(data_dir)
+    server = _server.ServerProcess(data_dir / "data", log_path=data_dir / "server.log").start()
+    port = server.port
     try:
         sdk_result = bench_sdk(port, args.calls, args.batch)
         variants: dict[str, Callable[[], float]] = {
@@ -164,11 +133,7 @@ def main() -> None:
         sematic = {name: run() for name, run in variants.items()}
     finally:
         sematic_metrics.sdk.shutdown(10)
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop(30)
         shutil.rmtree(data_dir, ignore_errors=True)
     median = sdk_result["median_ns"]
     calls = int(sdk_result["calls"])

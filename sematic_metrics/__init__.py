@@ -20,7 +20,7 @@ from sematic_metrics.errors import (
     StoreLockedError,
     TypeConflictError,
 )
-from sematic_metrics.sdk import configure, flush, log_metric, run, stats
+from sematic_metrics.sdk import configure, flush, log_metric, log_run, run, stats
 from sematic_metrics.wire import MetricScope, MetricType
 
 __version__ = "0.1.0"
@@ -43,6 +43,7 @@ __all__ = [
     "configure",
     "flush",
     "log_metric",
+    "log_run",
     "run",
     "stats",
 ]

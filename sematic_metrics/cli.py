@@ -1,4 +1,4 @@
-"""Command line: ``sematic-metrics serve | migrate | sql | demo``."""
+"""Command line: ``sematic-metrics serve | migrate | sql | import-sematic | demo``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sematic_metrics.errors import ConfigError, SematicMetricsError
-from sematic_metrics.service.config import PREFIX, Settings
+from sematic_metrics.service.config import PREFIX, Settings, parse_upstream
 
 SQL_FORMATS = ("table", "csv", "json", "arrow", "parquet")
 _BINARY_FORMATS = ("arrow", "parquet")
@@ -29,6 +30,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give at least one worker")
+    if args.sematic_upstream is not None:
+        upstream = parse_upstream(args.sematic_upstream)
+        settings = replace(settings, sematic_upstream=upstream)
+        # Worker processes build their settings from the environment.
+        os.environ[f"{PREFIX}SEMATIC_UPSTREAM"] = upstream or ""
     if args.workers > 1 and settings.embedded:
         raise ConfigError(
             "--workers > 1 needs a ClickHouse server: the embedded engine locks its data "
@@ -46,8 +52,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     with Store(settings) as store:
         migrate(store)
         if args.workers == 1:
+            from sematic_metrics.service._sse import Server
             from sematic_metrics.service.app import create_app
-            from sematic_metrics.service.stream import Server
 
             # Server closes open live streams first, so shutdown does not wait on them.
             Server(uvicorn.Config(create_app(settings), **options)).run()
@@ -59,15 +65,28 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from sematic_metrics.service.migrate import migrate, render
+    from sematic_metrics.service.migrate import changes, migrate, render_script
     from sematic_metrics.service.store import Store
 
     if args.cluster:  # validated like the environment variable
         settings = Settings.from_env({**os.environ, f"{PREFIX}CLICKHOUSE_CLUSTER": args.cluster})
-    if args.print:
-        sys.stdout.write(render(settings))
+    if args.print and settings.cluster:  # the whole script for a fresh cluster; connects to nothing
+        sys.stdout.write(render_script(settings))
         return 0
     with Store(settings) as store:
+        if args.print or args.check:
+            found = changes(store)
+            if args.print:
+                for change in found:
+                    print(f"-- {change.describe()}")
+                    for statement in change.statements:
+                        print(statement + ";")
+                    print()
+            else:
+                for change in found:
+                    print(change.describe())
+            print(f"{len(found)} differences from the schema files" if found else "schema matches the files")
+            return 1 if found and args.check else 0
         ran = migrate(store)
     print("\n".join(ran) if ran else "schema is up to date")
     return 0
@@ -116,6 +135,20 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _import_sematic(args: argparse.Namespace, settings: Settings) -> int:
+    from sematic_metrics.service import importer
+
+    key = args.api_key if args.api_key is not None else os.environ.get(f"{PREFIX}API_KEY", "")
+    return importer.main(
+        args.db,
+        url=None if args.direct else (args.url or server_url(settings)),
+        settings=settings,
+        api_key=key,
+        include_open=args.include_open,
+        timeout=args.timeout,
+    )
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
         demo = importlib.import_module("sematic_metrics.service.demo")
@@ -138,9 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="worker processes (needs a ClickHouse server when > 1)"
     )
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--sematic-upstream",
+        default=None,
+        metavar="URL",
+        help="front this Sematic server: answer the metrics API, forward everything else "
+        "(default SEMATIC_METRICS_SEMATIC_UPSTREAM)",
+    )
     serve.set_defaults(func=_serve)
-    mig = sub.add_parser("migrate", help="apply schema files not yet applied")
-    mig.add_argument("--print", action="store_true", help="print the statements instead of running them")
+    mig = sub.add_parser(
+        "migrate",
+        help="apply new table files and bring every view to its definition file",
+        description="Applies schema/tables files not yet applied and creates, replaces or drops "
+        "views until each matches its schema/definitions file.",
+    )
+    what = mig.add_mutually_exclusive_group()
+    what.add_argument(
+        "--print",
+        action="store_true",
+        help="print what would change in the database and the statements, run nothing "
+        "(with a cluster: the whole script for a fresh cluster, connecting to nothing)",
+    )
+    what.add_argument(
+        "--check",
+        action="store_true",
+        help="list the differences between the database and the files; exit 1 when there are any",
+    )
     mig.add_argument(
         "--cluster", default=None, help="cluster name (default SEMATIC_METRICS_CLICKHOUSE_CLUSTER)"
     )
@@ -160,6 +216,36 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--output", "-o", default=None, help="write the result to this file")
     sql.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the answer")
     sql.set_defaults(func=_sql)
+    imp = sub.add_parser(
+        "import-sematic",
+        help="copy the runs and metrics of a Sematic database into the service",
+        description="Reads a Sematic 0.41 database (SQLite or PostgreSQL) in chunks and copies its runs and "
+        "metric points (not its sematic.* system metrics, which are computed here from the runs) into the "
+        "running service, or with --direct into the store. Re-running it stores nothing twice.",
+    )
+    imp.add_argument(
+        "--db",
+        required=True,
+        metavar="URL",
+        help="Sematic's DATABASE_URL: sqlite:///path or postgresql://...",
+    )
+    target = imp.add_mutually_exclusive_group()
+    target.add_argument(
+        "--url", default=None, help="service address (default SEMATIC_METRICS_URL or the bind address)"
+    )
+    target.add_argument(
+        "--direct",
+        action="store_true",
+        help="write into the store (data directory) instead; no server running",
+    )
+    imp.add_argument("--api-key", default=None, help="API key (default SEMATIC_METRICS_API_KEY)")
+    imp.add_argument(
+        "--include-open",
+        action="store_true",
+        help="also copy the newest points, which Sematic may still add to (use once Sematic is stopped)",
+    )
+    imp.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer")
+    imp.set_defaults(func=_import_sematic)
     demo = sub.add_parser("demo", help="fill the store with a demo and serve it", add_help=False)
     demo.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the demo")
     demo.set_defaults(func=_demo)

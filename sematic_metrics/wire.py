@@ -7,12 +7,14 @@ from typing import Annotated
 
 import msgspec
 
+from sematic_metrics import rules
+
 
 class MetricType(enum.IntEnum):
     """Sematic's metric types: COUNT is summed per bucket, GAUGE averaged."""
 
-    COUNT = 0
-    GAUGE = 1
+    COUNT = rules.COUNT
+    GAUGE = rules.GAUGE
 
 
 class MetricScope(str, enum.Enum):
@@ -67,3 +69,31 @@ class IngestResult(msgspec.Struct):
 
 INGEST_DECODER = msgspec.json.Decoder(IngestBody)
 ENCODER = msgspec.json.Encoder()
+
+
+class RunRecord(msgspec.Struct, omit_defaults=True):
+    """One version of a run as the SDK sends it to ``POST /api/v1/runs``.
+
+    Times are epoch seconds. The service decodes the same fields with its own
+    structs (``service/runs_body.py``), which also take RFC 3339 strings.
+    """
+
+    id: str
+    root_id: str
+    function_path: str
+    future_state: str
+    created_at: float
+    updated_at: float
+    parent_id: str | None = None
+    name: str | None = None
+    started_at: float | None = None
+    resolved_at: float | None = None
+    failed_at: float | None = None
+    ended_at: float | None = None
+    original_run_id: str | None = None
+
+
+class RunRecords(msgspec.Struct):
+    """``POST /api/v1/runs``: a batch of run records, stored all or nothing."""
+
+    runs: list[RunRecord]

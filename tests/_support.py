@@ -1,6 +1,14 @@
-"""Helpers for reliability tests: a real `sematic-metrics serve` subprocess,
-a TCP proxy that can drop responses, an in-thread server for any settings,
-and a reader for a stopped server's data directory."""
+"""Shared test helpers (the benchmarks import the server helpers too).
+
+- request bodies: ``point``, ``run_labels``, ``compact``, ``compact_batch``;
+- waiting: ``wait_until`` polls a condition against a deadline;
+- servers: ``free_port``, ``LiveServer`` (the app under uvicorn in a thread of
+  this process), ``ServerProcess`` (``sematic-metrics serve`` in a subprocess
+  with its own data directory), ``DropProxy`` (a TCP proxy that can cut
+  responses) and ``query_data_dir`` (SQL on a stopped server's data directory).
+
+Nothing here imports pytest: benchmarks run as plain scripts.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +30,119 @@ import uvicorn
 
 from sematic_metrics.service.app import create_app
 from sematic_metrics.service.config import Settings
+from sematic_metrics.service.core import Service
 
+T0 = 1_700_000_000  # a whole multiple of 100 seconds
 BIN = Path(sys.executable).parent / "sematic-metrics"
 SOAK = os.environ.get("SEMATIC_METRICS_SOAK", "") not in ("", "0")
 
 
+# -- request bodies -----------------------------------------------------------------
+def point(
+    name: str = "loss",
+    value: Any = 1.0,
+    t: float = T0,
+    metric_type: int = 1,
+    **labels: Any,
+) -> dict[str, Any]:
+    """One point in Sematic's ``metric_points`` form."""
+    return {"name": name, "value": value, "metric_type": metric_type, "metric_time": t, "labels": labels}
+
+
+def run_labels(run_id: str, root_id: str | None = None, pipeline: str = "train.pipeline") -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "root_id": root_id or run_id,
+        "function_path": pipeline if (root_id or run_id) == run_id else "train.step",
+        "root_function_path": pipeline,
+    }
+
+
+def compact(
+    labels: dict[str, Any],
+    names: Sequence[str],
+    values: Sequence[Any],
+    times: Sequence[float],
+    types: Sequence[int] | None = None,
+    steps: Sequence[int | None] | None = None,
+) -> dict[str, Any]:
+    """A body in the compact (columnar) form."""
+    points: dict[str, Any] = {
+        "name": list(names),
+        "value": list(values),
+        "metric_type": list(types) if types is not None else [1] * len(names),
+        "metric_time": list(times),
+    }
+    if steps is not None:
+        points["step"] = list(steps)
+    return {"labels": labels, "points": points}
+
+
+def compact_batch(key: str, n: int, name: str = "points", t0: float = 1_700_000_000.0) -> dict[str, Any]:
+    """n COUNT points of value 1 labelled run_id=key: summing a series counts points."""
+    return compact(
+        {"run_id": key, "root_id": key}, [name] * n, [1.0] * n, [t0 + i for i in range(n)], [0] * n
+    )
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+# -- waiting ----------------------------------------------------------------------
+def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` at the deadline.
+    The deadline only bounds a failure: a passing test waits as long as it must."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not met within {timeout_s:.0f} s")
+        time.sleep(0.01)
+
+
+# -- servers ----------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The app under a real uvicorn server, in a thread of this process:
+    ``create_app(settings)``, or ``app`` (any ASGI app) when given."""
+
+    def __init__(self, settings: Settings, port: int | None = None, app: Any = None) -> None:
+        self.settings = settings
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app if app is not None else create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def service(self) -> Service:
+        service: Service = self.app.state.service
+        return service
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), 120, "uvicorn start")
+        if not self.server.started:
+            raise RuntimeError("the server thread ended before uvicorn started")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
 
 
 def server_command() -> list[str]:
@@ -40,13 +152,22 @@ def server_command() -> list[str]:
 
 
 class ServerProcess:
-    """`sematic-metrics serve` in a subprocess with its own data directory."""
+    """`sematic-metrics serve` in a subprocess with its own data directory;
+    the environment keeps no SEMATIC_METRICS_ variable but those in ``env``."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
+        self.args = list(args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+        self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SEMATIC_METRICS_")},
             "SEMATIC_METRICS_DATA_DIR": str(data_dir),
@@ -55,11 +176,12 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, timeout_s: float = 90) -> ServerProcess:
+    def start(self, timeout_s: float = 120) -> ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*server_command(), "--port", str(self.port), "--log-level", "warning"],
+                [*server_command(), "--port", str(self.port), "--log-level", "warning", *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -85,8 +207,9 @@ class ServerProcess:
             self.proc.wait(30)
 
     def stop(self, timeout_s: float = 60) -> int:
-        """SIGTERM: a graceful shutdown; returns the exit code."""
-        assert self.proc is not None
+        """SIGTERM: a graceful shutdown; returns the exit code (0 if never started)."""
+        if self.proc is None:
+            return 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -214,46 +337,3 @@ class DropProxy:
     def __exit__(self, *exc: object) -> None:
         self._closed = True
         self.listener.close()
-
-
-@contextlib.contextmanager
-def serve_in_thread(settings: Settings) -> Iterator[Any]:
-    """The app for any settings under uvicorn in a thread; yields the app."""
-    port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    app.state.url = f"http://127.0.0.1:{port}"
-    try:
-        yield app
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def compact_batch(key: str, n: int, name: str = "points", t0: float = 1_700_000_000.0) -> dict[str, Any]:
-    """n COUNT points of value 1 labelled run_id=key: summing a series counts points."""
-    return {
-        "labels": {"run_id": key, "root_id": key},
-        "points": {
-            "name": [name] * n,
-            "value": [1.0] * n,
-            "metric_type": [0] * n,
-            "metric_time": [t0 + i for i in range(n)],
-        },
-    }
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]

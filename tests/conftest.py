@@ -1,19 +1,24 @@
-"""Fixtures: the store under test on every backend, a fresh database per test,
-and the service served by a real uvicorn server on a free port.
+"""Fixtures: a fresh database per test, the store under test, and the service
+served by a real uvicorn server on a free port (``live``, ``client``).
 
 Backends: ``embedded`` (one chDB engine per test session, tests isolated by
 database) and ``server`` (a ClickHouse server: ``SEMATIC_METRICS_TEST_CLICKHOUSE_URL``
 if set, else a container started through testcontainers when a Docker engine
-answers). Every test that uses ``settings`` (and so ``store``, ``live``,
-``client``, ``keyed_live``) runs on both; without a server the ``server`` runs
-are skipped with the reason in the pytest summary.
+answers). A test runs on the embedded engine unless it says otherwise:
+
+- ``@pytest.mark.backends``: the backend matters (what ClickHouse stores,
+  computes or refuses), so the test runs on both; its server run is marked
+  ``server``;
+- ``@pytest.mark.server``: the test needs a server and runs only there.
+
+``-m "not server"`` selects everything that runs without a server. Without a
+server the ``server`` runs are skipped with the reason in the pytest summary.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -25,17 +30,31 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from sematic_metrics.service.app import create_app
 from sematic_metrics.service.config import ApiKey, Settings
 from sematic_metrics.service.migrate import migrate
 from sematic_metrics.service.store import Store
+from tests._support import LiveServer
 
 SERVER_URL_ENV = "SEMATIC_METRICS_TEST_CLICKHOUSE_URL"
 # The same pin as docker-compose.yml (tests/test_store.py checks they agree).
 CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server:26.9.6.6"
-BACKENDS = ("embedded", "server")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend`` for tests marked ``backends`` or ``server``."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("server") is not None:
+        backends = [pytest.param("server", id="server")]
+    elif metafunc.definition.get_closest_marker("backends") is not None:
+        backends = [
+            pytest.param("embedded", id="embedded"),
+            pytest.param("server", id="server", marks=pytest.mark.server),
+        ]
+    else:
+        return
+    metafunc.parametrize("backend", backends, indirect=True)
 
 
 def docker_problem() -> str | None:
@@ -105,9 +124,10 @@ def clickhouse_url() -> Iterator[str]:
             container.stop()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    """``embedded`` unless the test is marked ``backends`` or ``server``."""
+    return str(getattr(request, "param", "embedded"))
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +141,7 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(request: pytest.FixtureRequest, backend: str, engine_dir: Path) -> Settings:
     database = f"t_{uuid.uuid4().hex[:12]}"
     if backend == "server":
-        url = request.getfixturevalue("clickhouse_url")
+        url: str = request.getfixturevalue("clickhouse_url")
         return Settings(clickhouse_url=url, database=database, read_pool_size=4)
     return Settings(data_dir=engine_dir, database=database, read_pool_size=4)
 
@@ -132,47 +152,6 @@ def store(settings: Settings) -> Iterator[Store]:
         migrate(s)
         yield s
         s.command(f"DROP DATABASE IF EXISTS `{settings.database}` SYNC")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """The app under a real uvicorn server, in a thread of the test process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def service(self):  # type: ignore[no-untyped-def]
-        return self.app.state.service
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -190,9 +169,12 @@ def client(live: LiveServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def keyed_live(settings: Settings) -> Iterator[LiveServer]:
+    """The service with two keys: ``alice-secret-key`` (every scope) and
+    ``reader-secret-key`` (read only)."""
     keys = (
         ApiKey("alice", "alice-secret-key"),
         ApiKey("reader", "reader-secret-key", frozenset({"read"})),
     )
     with LiveServer(replace(settings, api_keys=keys)) as server:
         yield server
+        server.service.store.command(f"DROP DATABASE IF EXISTS `{settings.database}` SYNC")

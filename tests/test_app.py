@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._points import T0, compact, point, run_labels
+from tests._support import T0, compact, point, run_labels
 
 
 def post(client: httpx.Client, body: Any, key: str | None = None) -> httpx.Response:
@@ -37,6 +37,7 @@ def test_healthz_checks_store(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+@pytest.mark.backends
 def test_sematic_form_round_trip(client: httpx.Client) -> None:
     labels = run_labels("r1")
     points = [point("loss", 1.0 / (i + 1), T0 + i, **labels) for i in range(10)]
@@ -51,6 +52,7 @@ def test_sematic_form_round_trip(client: httpx.Client) -> None:
     assert content["series"][0][1] == []
 
 
+@pytest.mark.backends
 def test_compact_form_with_steps_and_shared_labels(client: httpx.Client, live: Any) -> None:
     body = compact(
         run_labels("r2"), ["acc", "acc", "acc"], [0.1, 0.2, 0.3], [T0, T0 + 1, T0 + 2], steps=[1, 2, None]
@@ -62,6 +64,7 @@ def test_compact_form_with_steps_and_shared_labels(client: httpx.Client, live: A
     assert rows == [(1, "r2", "train.pipeline"), (2, "r2", "train.pipeline"), (None, "r2", "train.pipeline")]
 
 
+@pytest.mark.backends
 def test_count_is_summed_and_gauge_averaged_per_bucket(client: httpx.Client) -> None:
     labels = run_labels("r1")
     times = [T0, T0 + 10, T0 + 70, T0 + 80, T0 + 200]
@@ -78,6 +81,7 @@ def test_count_is_summed_and_gauge_averaged_per_bucket(client: httpx.Client) -> 
 
 
 @pytest.mark.parametrize(("distinct", "raw"), [(300, True), (301, False)], ids=["300-raw", "301-bucketed"])
+@pytest.mark.backends
 def test_auto_rollup_raw_up_to_300_timestamps(client: httpx.Client, distinct: int, raw: bool) -> None:
     times = [T0 + i for i in range(distinct)]
     post(client, compact(run_labels("r1"), ["m"] * distinct, [float(i) for i in range(distinct)], times))
@@ -93,18 +97,20 @@ def test_auto_rollup_raw_up_to_300_timestamps(client: httpx.Client, distinct: in
         assert all(s % width == 0 for s in stamps)
 
 
+@pytest.mark.backends
 def test_from_time_zero_on_one_hour_run_keeps_detail(client: httpx.Client) -> None:
     times = [T0 + i for i in range(0, 3600, 2)]
     post(client, compact(run_labels("r1"), ["loss"] * len(times), [1.0] * len(times), times))
     content = series(client, "loss", rollup="auto", from_time=0, to_time=T0 + 7200)
     stamps = [int(entry[1][0]) for entry in content["series"]]
-    # 12 s buckets would need 301 points for this alignment: 13 is the smallest width.
-    assert (T0 + 3598) // 12 - T0 // 12 + 1 == 301
+    # 12 s buckets would need 301 points for this alignment ((T0 + 3598) // 12 - T0 // 12 + 1):
+    # 13 is the smallest width.
     assert 270 <= len(stamps) <= 300
     assert stamps[1] - stamps[0] == 13
     assert all(s % 13 == 0 for s in stamps)
 
 
+@pytest.mark.backends
 def test_integer_rollup_is_a_minimum_width(client: httpx.Client) -> None:
     times = [T0 + i for i in range(100)]
     post(client, compact(run_labels("r1"), ["m"] * 100, [1.0] * 100, times))
@@ -114,6 +120,7 @@ def test_integer_rollup_is_a_minimum_width(client: httpx.Client) -> None:
     assert [e[1][0] for e in content["series"]] == [str(T0), str(T0 + 50)]
 
 
+@pytest.mark.backends
 def test_half_open_window(client: httpx.Client) -> None:
     post(
         client, compact(run_labels("r1"), ["m"] * 3, [1.0, 10.0, 100.0], [T0, T0 + 1, T0 + 2], types=[0] * 3)
@@ -124,6 +131,7 @@ def test_half_open_window(client: httpx.Client) -> None:
     assert content["series"] == [[110.0, []]]
 
 
+@pytest.mark.backends
 def test_group_by_across_runs_and_root_filter(client: httpx.Client) -> None:
     post(client, compact(run_labels("root1"), ["m"] * 2, [1.0, 3.0], [T0, T0 + 1]))
     post(client, compact(run_labels("child1", "root1"), ["m"] * 2, [10.0, 30.0], [T0, T0 + 1]))
@@ -146,6 +154,7 @@ def test_group_by_across_runs_and_root_filter(client: httpx.Client) -> None:
     assert [T0, "root1"] in [[int(e[1][0]), e[1][1]] for e in bucketed["series"]]
 
 
+@pytest.mark.backends
 def test_custom_label_filter_and_null(client: httpx.Client) -> None:
     post(client, compact({**run_labels("r1"), "split": "train"}, ["m"], [1.0], [T0]))
     post(client, compact({**run_labels("r1"), "split": "val"}, ["m"], [5.0], [T0]))
@@ -154,7 +163,9 @@ def test_custom_label_filter_and_null(client: httpx.Client) -> None:
     assert series(client, "m", labels={"split": None}, to_time=T0 + 1)["series"] == [[9.0, []]]
 
 
+@pytest.mark.backends
 def test_nan_and_infinity_stored_and_skipped(client: httpx.Client, live: Any) -> None:
+    # Python's json writes the bare NaN and Infinity tokens.
     body = (
         b'{"metric_points": ['
         + b",".join(
@@ -163,7 +174,6 @@ def test_nan_and_infinity_stored_and_skipped(client: httpx.Client, live: Any) ->
         )
         + b"]}"
     )
-    assert b"NaN" in body and b"Infinity" in body  # what Python's json writes
     assert client.post("/api/v1/metrics", content=body).status_code == 200
     post(client, compact(run_labels("r1"), ["m", "m"], [None, "Infinity"], [T0 + 10, T0 + 11]))
     assert series(client, "m", to_time=T0 + 100)["series"] == [[2.0, []]]
@@ -198,12 +208,13 @@ def test_bad_query_parameters_are_400(client: httpx.Client, params: dict[str, st
     assert response.json()["error"].startswith(field)
 
 
+@pytest.mark.backends
 def test_type_conflict_is_409_and_writes_nothing(client: httpx.Client, live: Any) -> None:
     post(client, compact(run_labels("r1"), ["m"], [1.0], [T0], types=[1]))
     body = compact(run_labels("r1"), ["other", "m"], [1.0, 2.0], [T0, T0], types=[0, 0])
     response = post(client, body)
     assert response.status_code == 409
-    assert "points[1].metric_type" in response.json()["error"]
+    assert "points.metric_type[1]" in response.json()["error"]
     assert live.service.store.query("SELECT count() FROM metric_points") == [(1,)]
     mixed = compact(run_labels("r1"), ["x", "x"], [1.0, 2.0], [T0, T0], types=[0, 1])
     assert post(client, mixed).status_code == 409
@@ -255,6 +266,7 @@ def test_malformed_json_is_400(client: httpx.Client) -> None:
     assert "JSON" in response.json()["error"]
 
 
+@pytest.mark.backends
 def test_idempotent_retry_stores_once(client: httpx.Client, live: Any) -> None:
     body = compact(run_labels("r1"), ["m"] * 5, [1.0] * 5, [T0 + i for i in range(5)])
     first = post(client, body, key="batch-1")
@@ -266,6 +278,7 @@ def test_idempotent_retry_stores_once(client: httpx.Client, live: Any) -> None:
     assert live.service.store.query("SELECT count() FROM metric_points") == [(10,)]
 
 
+@pytest.mark.backends
 def test_concurrent_posts_are_all_stored_exactly_once(live: Any) -> None:
     threads, batches, size = 16, 20, 50
     errors: list[str] = []
@@ -295,6 +308,7 @@ def test_concurrent_posts_are_all_stored_exactly_once(live: Any) -> None:
     assert writer.inserts < threads * batches  # requests were coalesced
 
 
+@pytest.mark.backends
 def test_list_metrics_by_labels(client: httpx.Client) -> None:
     post(client, compact(run_labels("r1"), ["a", "b"], [1.0, 1.0], [T0, T0]))
     post(client, compact(run_labels("r2"), ["c"], [1.0], [T0]))
@@ -305,6 +319,7 @@ def test_list_metrics_by_labels(client: httpx.Client) -> None:
     assert client.get("/api/v1/metrics", params=params).json() == {"content": []}
 
 
+@pytest.mark.backends
 def test_delete_matching_points(client: httpx.Client) -> None:
     post(client, compact(run_labels("r1"), ["m"] * 2, [1.0, 2.0], [T0, T0 + 1], types=[0, 0]))
     assert post(client, compact(run_labels("r2"), ["m"], [5.0], [T0], types=[0])).status_code == 200
@@ -357,6 +372,7 @@ def test_auth_required_when_keys_configured(keyed_live: Any) -> None:
     assert rows == [("alice",)]
 
 
+@pytest.mark.backends
 def test_identical_batches_without_key_are_both_stored(client: httpx.Client, live: Any) -> None:
     body = compact(run_labels("r1"), ["m"] * 100, [1.0] * 100, [T0 + i for i in range(100)])
     for _ in range(3):
@@ -364,6 +380,7 @@ def test_identical_batches_without_key_are_both_stored(client: httpx.Client, liv
     assert live.service.store.query("SELECT count() FROM metric_points") == [(300,)]
 
 
+@pytest.mark.backends
 def test_sematic_form_with_many_label_sets(client: httpx.Client, live: Any) -> None:
     points = [point("m", float(i), T0 + i, **run_labels(f"r{i % 7}"), extra=str(i % 3)) for i in range(70)]
     assert post(client, {"metric_points": points}).status_code == 200

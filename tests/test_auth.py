@@ -14,9 +14,9 @@ import pytest
 
 import sematic_metrics.service.app  # noqa: F401 - registers every module's paths in the document
 from sematic_metrics.errors import ConfigError
-from sematic_metrics.service.config import Settings, parse_api_keys
-from sematic_metrics.service.auth import AuthMiddleware, scope_for
 from sematic_metrics.service.app import openapi_document
+from sematic_metrics.service.auth import AuthMiddleware, scope_for
+from sematic_metrics.service.config import Settings, parse_api_keys
 from tests._support import LiveServer
 
 KEYS = (
@@ -48,7 +48,7 @@ def as_key(key: str) -> dict[str, str]:
 
 
 def operations() -> list[tuple[str, str]]:
-    found = []
+    found: list[tuple[str, str]] = []
     for path, methods in openapi_document()["paths"].items():
         concrete = re.sub(r"\{[^}]+\}", "x", path)
         found.extend((method.upper(), concrete) for method in methods)
@@ -72,7 +72,7 @@ def points_of(keyed: LiveServer, run_id: str) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize(("method", "path"), operations(), ids=lambda v: str(v))
 def test_every_endpoint_rejects_a_missing_or_wrong_key(http: httpx.Client, method: str, path: str) -> None:
-    wrong = [
+    wrong: list[dict[str, Any]] = [
         {},
         as_key("nope"),
         as_key(ADMIN[:-1]),  # a prefix

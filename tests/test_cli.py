@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
-import time
 import types
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,7 @@ from sematic_metrics.service.config import Settings
 from sematic_metrics.service.migrate import plan
 from sematic_metrics.service.sqlfiles import split_statements
 from sematic_metrics.service.store import Store
-from tests._points import T0, compact, run_labels
-from tests.conftest import LiveServer, free_port
+from tests._support import T0, LiveServer, ServerProcess, compact, free_port, run_labels
 
 CLI = [sys.executable, "-m", "sematic_metrics.cli"]
 NAMES_SQL = "SELECT name, points FROM metric_names ORDER BY name"
@@ -154,6 +154,7 @@ def test_sql_unreachable_server(capsysbinary: pytest.CaptureFixture[bytes]) -> N
     assert f"cannot reach the server at {url}" in err
 
 
+@pytest.mark.backends
 def test_migrate_print_cluster_statements_parse(
     store: Store, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
@@ -171,8 +172,11 @@ def test_migrate_print_cluster_statements_parse(
 
 
 def test_migrate_print_follows_the_environment(
-    capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+    capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setenv(
+        "SEMATIC_METRICS_DATA_DIR", str(tmp_path)
+    )  # --print reads the database it would change
     code, out, _ = run(capsysbinary, "migrate", "--print")
     assert code == 0
     assert b"ON CLUSTER" not in out
@@ -184,6 +188,7 @@ def test_migrate_print_follows_the_environment(
     assert "not a plain identifier" in err
 
 
+@pytest.mark.backends
 def test_migrate_applies_then_reports_up_to_date(
     settings: Settings, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,44 +223,20 @@ def test_serve_refuses_bad_worker_counts(
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.server
 def test_serve_with_workers_on_a_server(clickhouse_url: str, tmp_path: Path) -> None:
-    port = free_port()
-    database = f"t_workers_{port}"
-    env = {
-        **os.environ,
-        "SEMATIC_METRICS_CLICKHOUSE_URL": clickhouse_url,
-        "SEMATIC_METRICS_DATABASE": database,
-    }
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    database = f"t_workers_{uuid.uuid4().hex[:12]}"
+    env = {"SEMATIC_METRICS_CLICKHOUSE_URL": clickhouse_url, "SEMATIC_METRICS_DATABASE": database}
+    server = ServerProcess(tmp_path / "data", env=env, args=["--workers", "2"])
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=60) as c:
+        with server, httpx.Client(base_url=server.url, timeout=60) as c:
             for i in range(8):  # spread over both workers
                 body = compact(run_labels("r1"), ["m"], [1.0], [T0 + i], [0])
                 assert c.post("/api/v1/metrics", json=body).status_code == 200
-            assert c.get("/api/v1/metrics/m", params={"to_time": T0 + 100}).json()["content"]["series"] == [
-                [8.0, []]
-            ]
+            series = c.get("/api/v1/metrics/m", params={"to_time": T0 + 100}).json()["content"]["series"]
+            assert series == [[8.0, []]]
+            assert server.stop() in (0, -signal.SIGTERM)
     finally:
-        proc.terminate()
-        proc.wait(60)
-        log.close()
         with Store(Settings(clickhouse_url=clickhouse_url, database=database)) as store:
             store.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
 
@@ -265,7 +246,12 @@ def test_demo_forwards_its_arguments(
 ) -> None:
     calls: list[Any] = []
     fake = types.ModuleType("sematic_metrics.service.demo")
-    fake.main = lambda argv: calls.append(argv) or 5  # type: ignore[attr-defined]
+
+    def fake_main(argv: list[str]) -> int:
+        calls.append(argv)
+        return 5
+
+    fake.main = fake_main  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "sematic_metrics.service.demo", fake)
     assert run(capsysbinary, "demo", "--minutes", "3", "--help")[0] == 5
     assert calls == [["--minutes", "3", "--help"]]

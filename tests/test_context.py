@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sematic_metrics import run
+from sematic_metrics import run, sdk
 from sematic_metrics.errors import InvalidInputError
 from sematic_metrics.sdk import context
 from sematic_metrics.sdk.context import (
@@ -34,7 +34,9 @@ def no_run_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     context.refresh_env()
+    sdk.configure(record_runs=False)  # no server here; tests/test_sdk_runs.py checks run records
     yield
+    sdk.configure(record_runs=None)
     context.refresh_env()
 
 
@@ -227,9 +229,9 @@ def sematic(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     future_context._current_context = None  # type: ignore[attr-defined]
 
     def get_context() -> Any:
-        if future_context._current_context is None:  # type: ignore[attr-defined]
+        if future_context._current_context is None:
             raise RuntimeError("not in a Sematic function")
-        return future_context._current_context  # type: ignore[attr-defined]
+        return future_context._current_context
 
     def get_run(run_id: str) -> Any:
         state.calls.append(run_id)

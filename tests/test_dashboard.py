@@ -204,7 +204,7 @@ def test_pipeline_figures_match_the_api(client: httpx.Client, live: Any, page: P
     assert [key for key, _, _ in shown] == list(figures)
     for key, value, text in shown:
         assert close(value, want[key]), key
-        assert text == figures[key](want[key])  # type: ignore[operator]
+        assert text == figures[key](want[key])
     states = page.eval_on_selector_all(
         ".states .state", "els => els.map(e => [e.dataset.state, Number(e.dataset.count)])"
     )
@@ -219,6 +219,7 @@ def test_pipeline_figures_match_the_api(client: httpx.Client, live: Any, page: P
     assert listed[0] == ["a-now", "SCHEDULED"]
 
     chart = page.wait_for_selector('.chart-card[data-metric="final_accuracy"]')
+    assert chart is not None
     chart.scroll_into_view_if_needed()
     page.wait_for_selector('.chart-card[data-metric="final_accuracy"][data-points="3"]')
     assert "average per bucket" in chart.inner_text()
@@ -321,6 +322,7 @@ def test_missing_chart_library_says_how_to_install_it(client: httpx.Client, live
     page.route("**/static/vendor/uPlot.esm.js", lambda route: route.fulfill(status=404, body="missing"))
     page.goto(f"{live.url}/dashboard/runs/r1")
     notice = page.wait_for_selector("#vendor-missing")
+    assert notice is not None
     assert "make install" in notice.inner_text()
     assert "scripts/install_assets.sh" in notice.inner_text()
 

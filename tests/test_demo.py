@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from sematic_metrics import sdk
 from sematic_metrics.service import demo
 
 STATES = {"CREATED", "SCHEDULED", "RAN", "RETRYING", "RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED"}
@@ -20,7 +21,11 @@ def test_demo_feeds_pipelines_runs_in_every_state_and_a_live_run(
     client: httpx.Client, live: Any, capsys: Any
 ) -> None:
     args = demo.parse_args(["--duration", "1", "--interval", "0.2", "--metrics", "5"])
-    assert demo.feed(live.url, args) == 0
+    try:
+        assert demo.feed(live.url, args) == 0
+    finally:  # the demo configured this process's SDK: leave it as the other tests expect
+        sdk.shutdown(timeout=10)
+        sdk.configure(url=None, api_key=None, batch_size=None)
     printed = capsys.readouterr().out
     live_id = printed.split("/runs/")[1].split()[0]
 

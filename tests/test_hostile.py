@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 import sematic_metrics.service.app  # noqa: F401 - registers every module's paths in the document
-from sematic_metrics.service.config import Settings
 from sematic_metrics.service.app import openapi_document
+from sematic_metrics.service.config import Settings
 from tests._support import SOAK, LiveServer, ServerProcess
 
 T0 = 1_700_000_000
@@ -37,7 +37,12 @@ def server(engine_dir: Path) -> Iterator[LiveServer]:
     database = f"h_{uuid.uuid4().hex[:12]}"
     config = Settings(data_dir=engine_dir, database=database, read_pool_size=4, body_timeout_s=2.0)
     with LiveServer(config) as live, live.client() as http:
-        labels = {"run_id": "r1", "root_id": "r1", "function_path": "p.f", "root_function_path": "p.f"}
+        labels: dict[str, Any] = {
+            "run_id": "r1",
+            "root_id": "r1",
+            "function_path": "p.f",
+            "root_function_path": "p.f",
+        }
         seed = {"metric_points": [point("loss", 0.5, **labels), point("steps", 3, metric_type=0, **labels)]}
         assert http.post("/api/v1/metrics", json=seed).status_code == 200
         run = {
@@ -227,7 +232,9 @@ def test_bad_bodies_on_other_endpoints_are_4xx(http: httpx.Client, path: str, bo
         assert 400 <= response.status_code < 500, response.text
 
 
-def test_bad_point_is_named_by_index_and_the_batch_is_all_or_nothing(server: LiveServer, http: httpx.Client) -> None:
+def test_bad_point_is_named_by_index_and_the_batch_is_all_or_nothing(
+    server: LiveServer, http: httpx.Client
+) -> None:
     points = [point("ok", float(i)) for i in range(5)] + [point("ok", 1.0, t=1e15)]
     key = f"partial-{uuid.uuid4().hex}"
     response = http.post("/api/v1/metrics", json={"metric_points": points}, headers={"Idempotency-Key": key})
@@ -247,7 +254,7 @@ def test_bad_point_is_named_by_index_and_the_batch_is_all_or_nothing(server: Liv
     ids=["value-8193", "key-257", "129-labels", "empty-key"],
 )
 def test_oversized_labels_are_rejected(
-    server: LiveServer, http: httpx.Client, labels: dict[str, str], field: str
+    server: LiveServer, http: httpx.Client, labels: dict[str, Any], field: str
 ) -> None:
     key = f"labels-{uuid.uuid4().hex}"
     response = http.post(
@@ -272,7 +279,9 @@ def test_a_million_labels_are_rejected(server: LiveServer, http: httpx.Client) -
     assert batch_count(server, key) == 0
 
 
-def test_huge_names_are_rejected_and_the_longest_allowed_is_stored(server: LiveServer, http: httpx.Client) -> None:
+def test_huge_names_are_rejected_and_the_longest_allowed_is_stored(
+    server: LiveServer, http: httpx.Client
+) -> None:
     too_long = http.post("/api/v1/metrics", json={"metric_points": [point("n" * 1025, 1.0)]})
     assert too_long.status_code == 400
     assert "metric_points[0].name" in too_long.json()["error"]
@@ -298,7 +307,6 @@ def test_nan_and_infinities_are_stored_as_sent_and_skipped_by_aggregates(
             }
         }
     )
-    assert "NaN" in raw and "Infinity" in raw
     assert http.post("/api/v1/metrics", content=raw).status_code == 200
     stored = rows(
         server,
@@ -361,9 +369,11 @@ INJECTIONS = [
 
 
 @pytest.mark.parametrize("text", INJECTIONS, ids=[f"inj{i}" for i in range(len(INJECTIONS))])
-def test_sql_in_names_and_labels_is_stored_literally(server: LiveServer, http: httpx.Client, text: str) -> None:
+def test_sql_in_names_and_labels_is_stored_literally(
+    server: LiveServer, http: httpx.Client, text: str
+) -> None:
     name = f"m {text}"
-    labels = {"run_id": text, "function_path": text, text[:200] or "k": text, "plain": text}
+    labels: dict[str, Any] = {"run_id": text, "function_path": text, text[:200] or "k": text, "plain": text}
     key = f"inj-{uuid.uuid4().hex}"
     response = http.post(
         "/api/v1/metrics",
@@ -477,7 +487,11 @@ def test_body_over_the_limit_is_413(server: LiveServer, http: httpx.Client, path
     assert streamed.status_code == 413
 
 
-@pytest.mark.parametrize("path", BODY_PATHS, ids=["metrics", "runs", "sql", "events"])
+# Not /api/v1/sql: it reads its body as JSON whatever the Content-Type (curl -d
+# declares a form), see tests/test_sqlapi.py.
+@pytest.mark.parametrize(
+    "path", [p for p in BODY_PATHS if p != "/api/v1/sql"], ids=["metrics", "runs", "events"]
+)
 @pytest.mark.parametrize(
     "content_type",
     ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml"],

@@ -386,7 +386,7 @@ def test_system_metrics_are_listed_for_matching_labels(client: httpx.Client) -> 
     store_runs(client, [*_two_pipelines_over_three_days(), run("c1", "RAN", T0, path="c.p")])
 
     def names(labels: dict[str, Any]) -> list[str]:
-        params = {"labels": json.dumps(labels), "to_time": T0 + 9 * DAY}
+        params: dict[str, str | int] = {"labels": json.dumps(labels), "to_time": T0 + 9 * DAY}
         response = client.get("/api/v1/metrics", params=params)
         assert response.status_code == 200, response.text
         return [n for n in response.json()["content"] if n.startswith("sematic.")]

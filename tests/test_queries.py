@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 from sematic_metrics.errors import InvalidInputError
+from sematic_metrics.rules import DEFAULT_FROM_US
 from sematic_metrics.service import series as queries
+from sematic_metrics.service.catalog import Catalog
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
+from tests._support import T0
 
 US = 1_000_000
 
@@ -87,3 +97,65 @@ def test_parse_labels(labels: dict[str, object], filters: dict[str, str], root: 
 def test_parse_labels_rejects(raw: str) -> None:
     with pytest.raises(InvalidInputError, match="labels"):
         queries.parse_labels(raw)
+
+
+def test_filter_defaults_are_the_api_defaults() -> None:
+    before = math.floor(time.time() * US)
+    default = queries.MetricsFilter()
+    parsed = queries.parse_filter({})
+    after = math.floor(time.time() * US)
+    assert default.from_us == parsed.from_us == DEFAULT_FROM_US == 0  # the Unix epoch, not 1900
+    assert before <= default.to_us <= after
+    assert before <= parsed.to_us <= after
+
+
+POINT = (
+    "INSERT INTO metric_points (name, metric_type, metric_time, value, run_id) VALUES "
+    "('loss', 'GAUGE', toDateTime64({t:Int64}, 6, 'UTC'), 1, {run:String})"
+)
+
+
+@pytest.mark.backends
+def test_delete_counts_and_deletes_under_the_write_lock(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for t, run in [(T0, "a"), (T0 + 1, "a"), (T0 + 2, "b")]:
+        store.command(POINT, {"t": t, "run": run})
+    held: list[bool] = []
+    count_rows = store.rows
+
+    def rows_seen_from_another_thread(
+        sql: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        def try_lock() -> None:
+            got = store._write_lock.acquire(blocking=False)
+            if got:
+                store._write_lock.release()
+            held.append(not got)
+
+        if sql == q("count_matching"):
+            other = threading.Thread(target=try_lock)
+            other.start()
+            other.join()
+        return count_rows(sql, params)
+
+    monkeypatch.setattr(store, "rows", rows_seen_from_another_thread)
+    flt = queries.MetricsFilter(from_us=0, to_us=(T0 + 10) * US, filters={"run_id": "a"})
+    deleted = queries.delete(store, Catalog(store), "loss", flt, {})
+    assert held == [True], "the count ran while other threads of this process could write"
+    assert deleted == 2
+    remaining = store.rows("SELECT run_id, count() AS n FROM metric_points GROUP BY run_id")
+    assert remaining == [{"run_id": "b", "n": 1}]
+
+
+@pytest.mark.backends
+def test_series_reads_columns_by_name(store: Store) -> None:
+    for t, run in [(T0, "a"), (T0 + 1, "a"), (T0 + 2, "b")]:
+        store.command(POINT, {"t": t, "run": run})
+    flt = queries.MetricsFilter(from_us=0, to_us=(T0 + 10) * US)
+    content = queries.series(store, Catalog(store), "loss", flt, ["run_id"], 1, {})
+    assert content["columns"] == ["timestamp", "run_id"]
+    assert content["series"] == [[1.0, [str(T0), "a"]], [1.0, [str(T0 + 1), "a"]], [1.0, [str(T0 + 2), "b"]]]
+    whole = queries.series(store, Catalog(store), "loss", flt, ["run_id"], None, {})
+    assert whole["series"] == [[1.0, ["a"]], [1.0, ["b"]]]
+    assert queries.names(store, flt, {}) == ["loss"]

@@ -30,15 +30,10 @@ from sematic_metrics import MetricScope, MetricType, sdk
 from sematic_metrics.errors import ConfigError, InvalidInputError, NotInRunError, TypeConflictError
 from sematic_metrics.sdk._sender import Config, encode
 from sematic_metrics.sdk.context import ENV_VARS, LabelSet
+from tests._support import ServerProcess, free_port, wait_until
 
 API_KEY = "sdk-test-key"
 SERVER_MODULES = ("starlette", "uvicorn", "pyarrow", "chdb", "clickhouse_connect", "orjson")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -47,71 +42,33 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class ServerProcess:
-    """``sematic-metrics serve`` in a subprocess with its own data directory."""
+def sdk_server(directory: Path) -> ServerProcess:
+    """A server that takes the SDK's key (not started)."""
+    return ServerProcess(directory / "data", env={"SEMATIC_METRICS_API_KEYS": f"sdk={API_KEY}"})
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServerProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = clean_env(
-            SEMATIC_METRICS_DATA_DIR=str(self.data_dir / "data"),
-            SEMATIC_METRICS_API_KEYS=f"sdk={API_KEY}",
-        )
-        cli = Path(sys.executable).parent / "sematic-metrics"
-        with open(self.data_dir / "server.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(cli), "serve", "--port", str(self.port), "--log-level", "warning"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not answer /healthz within 60 s")
+def get(server: ServerProcess, path: str, **params: Any) -> Any:
+    query = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
+    response = httpx.get(f"{server.url}{path}", params=query, headers={"X-API-KEY": API_KEY}, timeout=30)
+    response.raise_for_status()
+    return response.json()["content"]
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
-    def get(self, path: str, **params: Any) -> Any:
-        query = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
-        response = httpx.get(f"{self.url}{path}", params=query, headers={"X-API-KEY": API_KEY}, timeout=30)
-        response.raise_for_status()
-        return response.json()["content"]
+def total(server: ServerProcess, name: str, labels: dict[str, Any]) -> float:
+    """Sum of a COUNT metric's points matching labels (0 when none)."""
+    series = get(server, f"/api/v1/metrics/{name}", labels=labels)["series"]
+    return float(series[0][0]) if series else 0.0
 
-    def total(self, name: str, labels: dict[str, Any]) -> float:
-        """Sum of a COUNT metric's points matching labels (0 when none)."""
-        series = self.get(f"/api/v1/metrics/{name}", labels=labels)["series"]
-        return float(series[0][0]) if series else 0.0
 
-    def names(self, labels: dict[str, Any]) -> set[str]:
-        return set(self.get("/api/v1/metrics", labels=labels))
+def metric_names(server: ServerProcess, labels: dict[str, Any]) -> set[str]:
+    return set(get(server, "/api/v1/metrics", labels=labels))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("sdk-server")).start()
-    yield srv
-    srv.stop()
+    with sdk_server(tmp_path_factory.mktemp("sdk-server")) as srv:
+        yield srv
+        srv.stop()
 
 
 def reset_sdk() -> None:
@@ -134,14 +91,6 @@ def configure() -> Iterator[Any]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-def wait_for(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 # -- a TCP proxy that can refuse, fail or lose responses -------------------------
@@ -267,21 +216,21 @@ def test_points_arrive_with_the_run_labels(server: ServerProcess, configure: Any
         sematic_metrics.run(run_id=root_id, function_path="pipe.main", labels={"team": "vision"}),
         sematic_metrics.run(run_id=run_id, function_path="pipe.train"),
     ):
-        for value in (1.0, 2, Fraction(3, 1), math.nan, math.inf, -math.inf):
+        values: tuple[Any, ...] = (1.0, 2, Fraction(3, 1), math.nan, math.inf, -math.inf)
+        for value in values:  # numbers the SDK converts with float()
             sematic_metrics.log_metric(loss, value)
         sematic_metrics.log_metric(steps, 5, MetricScope.PIPELINE, MetricType.COUNT)
     assert sematic_metrics.flush(timeout=30)
-    content = server.get(
-        f"/api/v1/metrics/{loss}", group_by="run_id,function_path,root_id,root_function_path"
+    content = get(
+        server, f"/api/v1/metrics/{loss}", group_by="run_id,function_path,root_id,root_function_path"
     )
     assert content["metric_type"] == "GAUGE"
     assert content["series"] == [[2.0, [run_id, "pipe.train", root_id, "pipe.main"]]]
-    assert server.total(steps, {"__scope__": "1", "run_id": run_id, "root": False}) == 5
-    assert server.total(steps, {"__scope__": "0"}) == 0
-    assert server.names({"run_id": run_id}) == {loss, steps}
-    assert server.names({"team": "vision"}) == set()  # labels of the outer run are not inherited
-    assert sematic_metrics.stats() == sdk.stats()
-    stats = sdk.stats()
+    assert total(server, steps, {"__scope__": "1", "run_id": run_id, "root": False}) == 5
+    assert total(server, steps, {"__scope__": "0"}) == 0
+    assert metric_names(server, {"run_id": run_id}) == {loss, steps}
+    assert metric_names(server, {"team": "vision"}) == set()  # labels of the outer run are not inherited
+    stats = sematic_metrics.stats()
     assert (stats.logged, stats.sent, stats.rejected, stats.dropped, stats.pending) == (7, 7, 0, 0, 0)
 
 
@@ -289,10 +238,11 @@ def test_extra_labels_and_accepted_value_types(server: ServerProcess, configure:
     configure(server.url)
     name = unique("values")
     with sematic_metrics.run(labels={"team": "nlp"}) as info:
-        for value in (1, 2.5, Decimal("3.5"), Fraction(1, 2), 4.0):
+        values: tuple[Any, ...] = (1, 2.5, Decimal("3.5"), Fraction(1, 2), 4.0)
+        for value in values:  # numbers the SDK converts with float()
             sematic_metrics.log_metric(name, value, metric_type=MetricType.COUNT)
     assert sematic_metrics.flush(timeout=30)
-    assert server.total(name, {"team": "nlp", "run_id": info.run_id, "root": True}) == 11.5
+    assert total(server, name, {"team": "nlp", "run_id": info.run_id, "root": True}) == 11.5
 
 
 def test_non_finite_values_are_sent_as_the_strings_the_server_takes(
@@ -300,7 +250,9 @@ def test_non_finite_values_are_sent_as_the_strings_the_server_takes(
 ) -> None:
     labels = LabelSet({"run_id": "r"})
     body = json.loads(
-        encode({"run_id": "r"}, [(labels, "x", v, 1, 1.0) for v in (math.nan, math.inf, -math.inf, 0.5)])
+        encode(
+            {"run_id": "r"}, [(labels, "x", v, 1, 1.0, None) for v in (math.nan, math.inf, -math.inf, 0.5)]
+        )
     )
     assert body["points"]["value"] == ["NaN", "Infinity", "-Infinity", 0.5]
     assert body["labels"] == {"run_id": "r"}
@@ -311,7 +263,7 @@ def test_non_finite_values_are_sent_as_the_strings_the_server_takes(
             sematic_metrics.log_metric(name, value, metric_type=MetricType.COUNT)
     assert sematic_metrics.flush(timeout=30)
     assert sdk.stats().rejected == 0
-    content = server.get(f"/api/v1/metrics/{name}", labels={"run_id": info.run_id}, rollup="auto")
+    content = get(server, f"/api/v1/metrics/{name}", labels={"run_id": info.run_id}, rollup="auto")
     assert sum(v for v, _ in content["series"] if v is not None) == 0.5
 
 
@@ -338,8 +290,8 @@ def test_sematic_context_labels_are_resolved_in_the_background(
     for _ in range(3):
         sematic_metrics.log_metric(name, 1, metric_type=MetricType.COUNT)
     assert sematic_metrics.flush(timeout=30)
-    content = server.get(
-        f"/api/v1/metrics/{name}", group_by="run_id,function_path,root_id,root_function_path"
+    content = get(
+        server, f"/api/v1/metrics/{name}", group_by="run_id,function_path,root_id,root_function_path"
     )
     assert content["series"] == [[3.0, [run_id, "sem.train", root_id, "sem.pipeline"]]]
     assert sorted(rid for rid, _ in lookups) == sorted([run_id, root_id])
@@ -372,27 +324,27 @@ def test_a_connection_closed_while_idle_is_replaced_at_once(
     stats = sdk.stats()
     assert (stats.sent, stats.retried, stats.rejected) == (3, 2, 0)
     assert proxy.connections == 3
-    assert server.total(name, {"run_id": info.run_id}) == 3
+    assert total(server, name, {"run_id": info.run_id}) == 3
 
 
 # -- retries -----------------------------------------------------------------------
 def test_server_down_at_start_then_up_every_point_once(
     configure: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    late = ServerProcess(tmp_path_factory.mktemp("late-server"))
+    late = sdk_server(tmp_path_factory.mktemp("late-server"))
     configure(late.url, batch_size=100)
     name = unique("late")
     try:
         with sematic_metrics.run() as info:
             for _ in range(1000):
                 sematic_metrics.log_metric(name, 1, metric_type=MetricType.COUNT)
-        wait_for(lambda: sdk.stats().retried >= 2)
+        wait_until(lambda: sdk.stats().retried >= 2, what="two retries")
         assert sdk.stats().sent == 0
         late.start()
         assert sematic_metrics.flush(timeout=60)
         stats = sdk.stats()
         assert (stats.sent, stats.rejected, stats.dropped, stats.pending) == (1000, 0, 0, 0)
-        assert late.total(name, {"run_id": info.run_id}) == 1000
+        assert total(late, name, {"run_id": info.run_id}) == 1000
     finally:
         late.stop()
 
@@ -416,7 +368,7 @@ def test_a_retried_batch_is_stored_once(
     assert (stats.sent, stats.retried, stats.rejected, stats.pending) == (250, lose + fail, 0, 0)
     assert len(proxy.keys) == lose + fail + 1
     assert len(set(proxy.keys)) == 1  # every attempt carried the same Idempotency-Key
-    assert server.total(name, {"run_id": info.run_id}) == 250
+    assert total(server, name, {"run_id": info.run_id}) == 250
     if lose:
         assert b'"duplicate":true' in proxy.responses[-1]
 
@@ -448,7 +400,7 @@ def test_a_4xx_batch_is_dropped_counted_and_logged_once(
     rejected = [r for r in caplog.records if "rejected a batch of 3 points" in r.getMessage()]
     assert len(rejected) == 1
     assert ("HTTP 409" if case == "type-conflict-409" else "HTTP 401") in rejected[0].getMessage()
-    assert server.total(name, {"run_id": info.run_id}) == 0
+    assert total(server, name, {"run_id": info.run_id}) == 0
     # later batches still go through
     sdk.configure(api_key=API_KEY)
     good = unique("good")
@@ -456,7 +408,7 @@ def test_a_4xx_batch_is_dropped_counted_and_logged_once(
         sematic_metrics.log_metric(good, 2.0)
     assert sematic_metrics.flush(timeout=30)
     assert sdk.stats().sent == 1
-    assert server.names({"run_id": info.run_id}) == {good}
+    assert metric_names(server, {"run_id": info.run_id}) == {good}
 
 
 def test_a_batch_over_the_body_limit_is_split_not_lost(
@@ -471,7 +423,7 @@ def test_a_batch_over_the_body_limit_is_split_not_lost(
     assert sematic_metrics.flush(timeout=60)
     stats = sdk.stats()
     assert (stats.sent, stats.rejected, stats.retried) == (300, 0, 0)
-    assert server.total(name, {"run_id": info.run_id}) == 300
+    assert total(server, name, {"run_id": info.run_id}) == 300
 
 
 # -- bounded buffer ------------------------------------------------------------------
@@ -483,7 +435,7 @@ def test_the_buffer_cap_holds(server: ServerProcess, proxy: Proxy, configure: An
     with sematic_metrics.run() as info:
         for name in names:
             sematic_metrics.log_metric(name, 1.0)  # never blocks on the unreachable server
-    wait_for(lambda: sdk.stats().retried >= 1)
+    wait_until(lambda: sdk.stats().retried >= 1, what="a retry")
     client = sdk.metrics._client
     assert client is not None
     assert len(client.buffer) <= 50
@@ -494,7 +446,7 @@ def test_the_buffer_cap_holds(server: ServerProcess, proxy: Proxy, configure: An
     proxy.mode = "forward"
     assert sematic_metrics.flush(timeout=60)
     stats = sdk.stats()
-    stored = server.names({"run_id": info.run_id})
+    stored = metric_names(server, {"run_id": info.run_id})
     assert stats.sent == len(stored)
     assert stats.sent + stats.dropped == 1000
     if policy == "oldest":
@@ -586,7 +538,7 @@ def test_a_name_keeps_its_type_within_the_process(server: ServerProcess, configu
             sematic_metrics.log_metric(name, 1.0)
         sematic_metrics.log_metric(name, 2.0, scope="1", metric_type=0)  # type: ignore[arg-type]
     assert sematic_metrics.flush(timeout=30)
-    assert server.total(name, {"run_id": info.run_id}) == 3.0
+    assert total(server, name, {"run_id": info.run_id}) == 3.0
 
 
 @pytest.mark.parametrize(
@@ -681,7 +633,7 @@ def test_exit_flush_in_a_subprocess(
     )
     try:
         if mode != "exit":
-            wait_for((tmp_path / "ready").exists)
+            wait_until((tmp_path / "ready").exists, what="the child is ready")
             proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -689,7 +641,7 @@ def test_exit_flush_in_a_subprocess(
             proc.kill()
             proc.wait(10)
     assert proc.returncode == returncode, stderr
-    content = server.get(f"/api/v1/metrics/{name}", group_by="run_id,root_id,function_path")
+    content = get(server, f"/api/v1/metrics/{name}", group_by="run_id,root_id,function_path")
     assert content["series"] == [[500.0, [run_id, "env-root", "jobs.child"]]]
     if mode == "chained":
         assert (tmp_path / "marker").read_text() == "user handler ran"
@@ -764,7 +716,52 @@ def test_fork_child_has_its_own_sender_and_never_resends_the_parents_points(
     parent = json.loads(Path(out + ".parent").read_text())
     assert child == {"before": 0, "ok": True, "sent": 3}
     assert parent == {"status": 0, "mp": 0, "ok": True, "sent": 5}
-    content = server.get(f"/api/v1/metrics/{name}", group_by="run_id")
+    content = get(server, f"/api/v1/metrics/{name}", group_by="run_id")
     assert sorted(content["series"]) == sorted(
         [[5.0, [f"{run}-parent"]], [3.0, [f"{run}-child"]], [4.0, [f"{run}-mp"]]]
     )
+
+
+@pytest.mark.parametrize(
+    "step",
+    [True, 1.5, -1, "3", math.nan, 2**63],
+    ids=["bool", "fraction", "negative", "string", "nan", "over-int64"],
+)
+def test_a_bad_step_raises_at_the_call(step: Any) -> None:
+    with sematic_metrics.run(record=False), pytest.raises(InvalidInputError, match="step"):
+        sematic_metrics.log_metric("loss", 0.5, step=step)
+
+
+@pytest.mark.parametrize(
+    "timestamp", [True, "now", math.nan, math.inf, -3e9], ids=["bool", "string", "nan", "inf", "before-1900"]
+)
+def test_a_bad_timestamp_raises_at_the_call(timestamp: Any) -> None:
+    with sematic_metrics.run(record=False), pytest.raises(InvalidInputError, match="timestamp"):
+        sematic_metrics.log_metric("loss", 0.5, timestamp=timestamp)
+
+
+def test_steps_and_timestamps_reach_the_store(server: ServerProcess, configure: Any) -> None:
+    configure(server.url)
+    name = unique("stepped")
+    with sematic_metrics.run(record=False) as info:
+        sematic_metrics.log_metric(name, 1.0, step=0, timestamp=1_600_000_000.25)
+        # A whole float is a step at run time, though the annotation says int.
+        sematic_metrics.log_metric(name, 2.0, step=7.0, timestamp=1_600_000_001.5)  # type: ignore[arg-type]
+        sematic_metrics.log_metric(name, 3.0)  # no step: stored without one, at the current time
+    assert sematic_metrics.flush(timeout=30)
+    answer = httpx.post(
+        server.url + "/api/v1/sql",
+        json={
+            "sql": "SELECT value, step, toUnixTimestamp64Micro(metric_time) AS us FROM metric_points "
+            "WHERE name = {n:String} AND run_id = {r:String} ORDER BY value",
+            "params": {"n": name, "r": info.run_id},
+            "format": "json",
+        },
+        headers={"X-API-KEY": API_KEY},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["data"]
+    assert [(r["value"], r["step"]) for r in rows] == [(1.0, 0), (2.0, 7), (3.0, None)]
+    assert [int(r["us"]) for r in rows[:2]] == [1_600_000_000_250_000, 1_600_000_001_500_000]
+    assert int(rows[2]["us"]) > 1_700_000_000_000_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import urllib.parse
 import uuid
@@ -23,8 +24,7 @@ from sematic_metrics.service.config import ApiKey, Settings
 from sematic_metrics.service.sqlapi import check_read_only, code_of
 from sematic_metrics.service.sqlfiles import split_statements
 from sematic_metrics.service.store import Store
-from tests._points import T0, compact, run_labels
-from tests.conftest import LiveServer
+from tests._support import T0, LiveServer, compact, run_labels
 
 NAMES_SQL = "SELECT name, metric_type, points FROM metric_names ORDER BY name"
 
@@ -49,6 +49,7 @@ def stored(client: httpx.Client) -> list[Any]:
     return [list(row.values()) for row in response.json()["data"]]
 
 
+@pytest.mark.backends
 def test_json_is_clickhouse_json_over_the_views(client: httpx.Client) -> None:
     fill(client)
     response = sql(client, NAMES_SQL)
@@ -63,6 +64,7 @@ def test_json_is_clickhouse_json_over_the_views(client: httpx.Client) -> None:
     assert body["rows"] == 2
 
 
+@pytest.mark.backends
 def test_csv_and_table(client: httpx.Client) -> None:
     fill(client)
     response = sql(client, NAMES_SQL, "csv")
@@ -80,20 +82,25 @@ def test_csv_and_table(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["arrow", "parquet"], ids=["arrow", "parquet"])
+@pytest.mark.backends
 def test_arrow_and_parquet_load_with_pyarrow(client: httpx.Client, fmt: str) -> None:
     fill(client)
-    query = "SELECT name, value, metric_time, run_id FROM metric_points ORDER BY metric_time"
+    query = "SELECT name, value, metric_time, run_id, metric_type FROM metric_points ORDER BY metric_time"
     response = sql(client, query, fmt)
     assert response.status_code == 200, response.text
     data = io.BytesIO(response.content)
     table = pa.ipc.open_file(data).read_all() if fmt == "arrow" else pq.read_table(data)
-    assert table.column_names == ["name", "value", "metric_time", "run_id"]
+    assert table.column_names == ["name", "value", "metric_time", "run_id", "metric_type"]
     assert table.column("name").to_pylist() == ["loss", "loss", "steps"]
     assert table.column("value").to_pylist() == [0.5, 0.25, 2.0]
     assert [t.timestamp() for t in table.column("metric_time").to_pylist()] == [T0, T0 + 1, T0 + 2]
     assert pa.types.is_string(table.schema.field("run_id").type)
+    # An Enum8 column comes as strings, not as numbers (Arrow) or bytes (Parquet).
+    assert pa.types.is_string(table.schema.field("metric_type").type)
+    assert table.column("metric_type").to_pylist() == ["GAUGE", "GAUGE", "COUNT"]
 
 
+@pytest.mark.backends
 def test_get_with_bound_parameters(client: httpx.Client) -> None:
     fill(client)
     params = {
@@ -158,6 +165,7 @@ WRITES = [
         "commented-insert",
     ],
 )
+@pytest.mark.backends
 def test_writes_are_refused_change_nothing_and_ingest_still_works(
     live: LiveServer, client: httpx.Client, tmp_path: Path, statement: str, status: int
 ) -> None:
@@ -189,6 +197,7 @@ def test_writes_are_refused_change_nothing_and_ingest_still_works(
     ],
     ids=["format", "syntax", "unknown-table", "empty", "unknown-field", "unbound-param"],
 )
+@pytest.mark.backends
 def test_bad_requests_are_400_naming_the_field(
     client: httpx.Client, body: dict[str, Any], field: str
 ) -> None:
@@ -288,6 +297,7 @@ def analysts_sql() -> list[str]:
     return [s for block in blocks for s in split_statements(block)]
 
 
+@pytest.mark.backends
 def test_readme_read_only_user_statements_parse(store: Store) -> None:
     statements = analysts_sql()
     assert any(s.startswith("CREATE USER") for s in statements)
@@ -296,9 +306,8 @@ def test_readme_read_only_user_statements_parse(store: Store) -> None:
         store.command(f"EXPLAIN AST {statement}")
 
 
+@pytest.mark.server
 def test_readme_read_only_user_can_read_but_not_write(clickhouse_url: str, store: Store) -> None:
-    if store.embedded:
-        pytest.skip("users and grants: the server backend's run covers them")
     suffix = uuid.uuid4().hex[:8]
     database = store.settings.database
     statements = [
@@ -326,3 +335,86 @@ def test_readme_read_only_user_can_read_but_not_write(clickhouse_url: str, store
         analyst.close()
         store.command(f"DROP USER IF EXISTS analyst_{suffix}")
         store.command(f"DROP ROLE IF EXISTS sematic_reader_{suffix}")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "application/json"],
+    ids=["none", "curl-form", "text", "json"],
+)
+def test_post_body_is_json_whatever_the_content_type(client: httpx.Client, content_type: str | None) -> None:
+    # curl -d sends application/x-www-form-urlencoded; users copy curl lines.
+    fill(client)
+    query = "SELECT count() AS n FROM metric_points WHERE name = {n:String}"
+    body = json.dumps({"sql": query, "params": {"n": "loss"}, "format": "csv"}).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/api/v1/sql", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.text.splitlines() == ['"n"', "2"]
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n\t"], ids=["empty", "blank"])
+def test_empty_body_is_named_empty(client: httpx.Client, body: bytes) -> None:
+    response = client.post("/api/v1/sql", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("body: empty")
+    assert "truncated" not in error
+
+
+@pytest.mark.parametrize(
+    ("statement", "where"),
+    [("SELEC 1", "SELEC"), ("FOO BAR", "FOO"), ("   sleect * FROM metric_points", "sleect")],
+    ids=["select-typo", "unknown-word", "lowercase-typo"],
+)
+@pytest.mark.backends
+def test_statement_that_does_not_parse_gets_the_engine_syntax_error(
+    client: httpx.Client, statement: str, where: str
+) -> None:
+    response = sql(client, statement)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("sql: ")
+    assert "SYNTAX_ERROR" in error and f"({where})" in error
+    assert "read-only" not in error
+
+
+def test_write_keywords_are_refused_without_asking_the_engine() -> None:
+    asked: list[str] = []
+    for statement in (
+        "INSERT INTO t VALUES (1)",
+        "DROP TABLE t",
+        "SET readonly = 0",
+        "ALTER TABLE t DELETE WHERE 1",
+    ):
+        with pytest.raises(ForbiddenError, match="read-only"):
+            check_read_only(statement, asked.append)
+    assert asked == []
+    # A word ClickHouse has no statement for goes to the parser, which never runs it;
+    # if it parsed, it would still be refused.
+    with pytest.raises(ForbiddenError):
+        check_read_only("SELEC 1; ", asked.append)
+    assert asked == ["SELEC 1"]
+
+
+@pytest.mark.backends
+def test_table_of_no_rows_prints_the_header_and_0_rows(client: httpx.Client) -> None:
+    response = sql(client, NAMES_SQL.replace("ORDER BY", "WHERE points > 100 ORDER BY"), "table")
+    assert response.status_code == 200, response.text
+    assert response.text.splitlines() == [
+        "┌─name─┬─metric_type─┬─points─┐",
+        "└──────┴─────────────┴────────┘",
+        "(0 rows)",
+    ]
+    shown = sql(client, "SHOW TABLES LIKE 'no_such_%'", "table")
+    assert shown.status_code == 200, shown.text
+    assert shown.text == "(0 rows)\n"
+
+
+def test_cli_table_of_no_rows(live: LiveServer, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from sematic_metrics import cli
+
+    query = "SELECT name, points FROM metric_names WHERE points > 100"
+    assert cli.main(["sql", query, "--url", live.url]) == 0
+    out = capsysbinary.readouterr().out.decode()
+    assert out.splitlines() == ["┌─name─┬─points─┐", "└──────┴────────┘", "(0 rows)"]

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def test_second_process_on_locked_data_dir_gets_clear_error(engine_dir: Path) ->
         "system-table",
     ],
 )
+@pytest.mark.backends
 def test_read_only_client_refuses_writes_and_leaves_shared_clients_writable(
     store: Store, statement: str
 ) -> None:
@@ -100,6 +102,7 @@ def test_read_only_client_refuses_writes_and_leaves_shared_clients_writable(
         assert store.sql("SELECT getSetting('readonly')", fmt="TSV") == b"1\n"
 
 
+@pytest.mark.backends
 def test_sql_results_load_as_arrow_and_parquet(store: Store) -> None:
     store.command(INSERT)
     query = "SELECT name, value, metric_time, nan AS missing FROM metric_points"
@@ -113,12 +116,14 @@ def test_sql_results_load_as_arrow_and_parquet(store: Store) -> None:
         assert row["missing"] != row["missing"]  # NaN survives
 
 
+@pytest.mark.backends
 def test_sql_binds_parameters(store: Store) -> None:
     store.command(INSERT)
     body = store.sql("SELECT count() FROM metric_points WHERE name = {n:String}", {"n": "m"}, "TSV")
     assert body == b"1\n"
 
 
+@pytest.mark.backends
 def test_sql_error_is_invalid_input(store: Store) -> None:
     with pytest.raises(InvalidInputError, match=r"SYNTAX_ERROR|Syntax error"):
         store.sql("SELEC 1")
@@ -145,3 +150,77 @@ def test_compose_pins_the_tested_server_image_with_a_healthcheck() -> None:
     assert re.fullmatch(r"clickhouse/clickhouse-server:\d+\.\d+\.\d+\.\d+", CLICKHOUSE_IMAGE)
     assert compose.count("healthcheck:") >= 2
     assert "condition: service_healthy" in compose
+
+
+@pytest.mark.backends
+def test_rows_and_columns_are_read_by_name(store: Store) -> None:
+    store.command(INSERT)
+    store.command(INSERT_MORE)
+    query = "SELECT value, name AS metric FROM metric_points ORDER BY value"
+    assert store.rows(query) == [{"value": 1.5, "metric": "m"}, {"value": 2.5, "metric": "m"}]
+    columns = store.columns(query)
+    assert list(columns) == ["value", "metric"]
+    assert list(columns["value"]) == [1.5, 2.5]
+    empty = "SELECT value, name FROM metric_points WHERE name = {n:String}"
+    assert store.rows(empty, {"n": "none"}) == []
+    assert list(store.columns(empty, {"n": "none"})["value"]) == []
+
+
+@pytest.mark.parametrize("fmt", ["Arrow", "Parquet"], ids=["arrow", "parquet"])
+@pytest.mark.backends
+def test_enum_columns_come_as_strings_and_the_rest_unchanged(store: Store, fmt: str) -> None:
+    store.command(INSERT)
+    query = (
+        "SELECT metric_type, [metric_type] AS types, "
+        # An Enum whose value holds a parenthesis and a quote.
+        "CAST(NULL, 'Nullable(Enum8(\\'a)\\\\\\'\\' = 1))') AS odd, "
+        "value, metric_type AS `the type`, toUInt8(metric_type) AS code "
+        "FROM metric_points WHERE name = {n:String} -- a comment at the end"
+    )
+    data = io.BytesIO(store.sql(query, {"n": "m"}, fmt=fmt))
+    table = pa.ipc.open_file(data).read_all() if fmt == "Arrow" else pq.read_table(data)
+    assert table.column_names == ["metric_type", "types", "odd", "value", "the type", "code"]
+    assert table.to_pylist() == [
+        {
+            "metric_type": "GAUGE",
+            "types": ["GAUGE"],
+            "odd": None,
+            "value": 1.5,
+            "the type": "GAUGE",
+            "code": 1,
+        }
+    ]
+    for name in ("metric_type", "odd", "the type"):
+        assert pa.types.is_string(table.schema.field(name).type), name
+    assert pa.types.is_integer(table.schema.field("code").type)
+
+
+@pytest.mark.backends
+def test_check_syntax_gives_the_engine_error_and_runs_nothing(store: Store) -> None:
+    with pytest.raises(InvalidInputError, match=r"Syntax error.*\(SELEC\).*SYNTAX_ERROR"):
+        store.check_syntax("SELEC 1")
+    store.check_syntax(INSERT)  # parses, and is not run
+    assert count(store) == 0
+
+
+def test_writing_holds_every_statement_of_the_store(store: Store) -> None:
+    held: list[bool] = []
+
+    def try_lock() -> None:
+        # The lock is private; a non-blocking attempt from another thread is
+        # the only way to see it held without waiting on a timer.
+        got = store._write_lock.acquire(blocking=False)
+        if got:
+            store._write_lock.release()
+        held.append(not got)
+
+    with store.writing():
+        other = threading.Thread(target=try_lock)
+        other.start()
+        other.join()
+        store.command(INSERT)  # reentrant for the holder
+    other = threading.Thread(target=try_lock)
+    other.start()
+    other.join()
+    assert held == [True, False]
+    assert count(store) == 1

@@ -6,6 +6,9 @@ already imported, so it is never imported here), then the
 ``SEMATIC_METRICS_*`` environment variables that ``run`` exports so child
 processes inherit the run. The environment is read at first use and again
 after each ``run`` entry or exit, or after ``refresh_env()``.
+
+``run`` also records the run's lifecycle on the server (``_runs``): its parent
+is the run that was current at entry, here, in Sematic or in the environment.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from sematic_metrics.errors import InvalidInputError
+from sematic_metrics.rules import MAX_LABEL_KEY, MAX_LABEL_VALUE, ROOT_FILTER
+from sematic_metrics.rules import WELL_KNOWN_LABELS as WELL_KNOWN
+from sematic_metrics.sdk import _runs
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +37,8 @@ ENV_ROOT_ID = "SEMATIC_METRICS_ROOT_ID"
 ENV_FUNCTION_PATH = "SEMATIC_METRICS_FUNCTION_PATH"
 ENV_ROOT_FUNCTION_PATH = "SEMATIC_METRICS_ROOT_FUNCTION_PATH"
 ENV_VARS = (ENV_RUN_ID, ENV_ROOT_ID, ENV_FUNCTION_PATH, ENV_ROOT_FUNCTION_PATH)
-WELL_KNOWN = ("run_id", "root_id", "function_path", "root_function_path", "__scope__", "user_id")
-# The server's limits on labels (sematic_metrics.service.points_body), checked here so a
+# The server's limits on labels (sematic_metrics.rules) are checked here too, so a
 # bad label fails at run() rather than dropping batches later.
-MAX_LABEL_KEY = 256
-MAX_LABEL_VALUE = 8192
 MAX_EXTRA_LABELS = 120
 SCOPE_VALUES = ("0", "1")  # MetricScope.RUN, MetricScope.PIPELINE
 
@@ -75,7 +78,15 @@ class LabelSet:
 class RunInfo:
     """An active run: its ids, function paths, extra labels, one LabelSet per scope."""
 
-    __slots__ = ("function_path", "label_sets", "labels", "root_function_path", "root_id", "run_id")
+    __slots__ = (
+        "function_path",
+        "label_sets",
+        "labels",
+        "parent_id",
+        "root_function_path",
+        "root_id",
+        "run_id",
+    )
 
     def __init__(
         self,
@@ -85,8 +96,10 @@ class RunInfo:
         root_function_path: str = "",
         labels: Mapping[str, str] | None = None,
         resolver: Callable[[dict[str, str]], dict[str, str]] | None = None,
+        parent_id: str | None = None,
     ) -> None:
         self.run_id = run_id
+        self.parent_id = parent_id
         self.root_id = root_id
         self.function_path = function_path
         self.root_function_path = root_function_path
@@ -206,7 +219,7 @@ def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     for key, value in labels.items():
         if not isinstance(key, str) or not key or len(key) > MAX_LABEL_KEY:
             raise InvalidInputError(f"labels: keys must be strings of 1 to {MAX_LABEL_KEY} characters")
-        if key in WELL_KNOWN or key == "root":
+        if key in WELL_KNOWN or key == ROOT_FILTER:
             raise InvalidInputError(
                 f"labels.{key}: reserved; pass run_id, root_id, function_path and "
                 "root_function_path as arguments of run()"
@@ -236,6 +249,8 @@ class RunContext:
         root_function_path: str | None = None,
         labels: Mapping[str, str] | None = None,
         export_env: bool = True,
+        record: bool = True,
+        name: str | None = None,
     ) -> None:
         self.run_id = None if run_id is None else _check_value("run_id", run_id)
         if self.run_id is not None and not self.run_id.strip():
@@ -247,10 +262,15 @@ class RunContext:
         )
         self.labels = _check_labels(labels)
         self.export_env = export_env
-        self._stack: list[tuple[contextvars.Token[RunInfo | None], dict[str, str | None] | None]] = []
+        if not isinstance(record, bool):
+            raise InvalidInputError(f"record: {record!r} must be True or False")
+        self.record = record
+        self.name = None if name is None else _check_value("name", name)
+        self._stack: list[
+            tuple[contextvars.Token[RunInfo | None], dict[str, str | None] | None, _runs.OpenRun | None]
+        ] = []
 
-    def _info(self) -> RunInfo:
-        parent = current_run()
+    def _info(self, parent: RunInfo | None) -> RunInfo:
         run_id = self.run_id or uuid.uuid4().hex
         function_path = self.function_path or ""
         if self.root_id is not None:
@@ -263,11 +283,13 @@ class RunContext:
             root_function_path = parent.root_function_path
         else:
             root_function_path = function_path if root_id == run_id else ""
-        return RunInfo(run_id, root_id, function_path, root_function_path, self.labels)
+        parent_id = parent.run_id if parent is not None and parent.root_id == root_id else None
+        return RunInfo(run_id, root_id, function_path, root_function_path, self.labels, parent_id=parent_id)
 
     def __enter__(self) -> RunInfo:
         global _env_run
-        info = self._info()
+        in_sematic = sematic_run() is not None  # Sematic records its own runs
+        info = self._info(current_run())
         saved: dict[str, str | None] | None = None
         if self.export_env:
             saved = {name: os.environ.get(name) for name in ENV_VARS}
@@ -275,7 +297,10 @@ class RunContext:
             for name, value in zip(ENV_VARS, values, strict=True):
                 os.environ[name] = value
             _env_run = info
-        self._stack.append((_current.set(info), saved))
+        opened = None
+        if self.record and not in_sematic:
+            opened = _runs.begin(info, self.name or info.function_path.rpartition(".")[2])
+        self._stack.append((_current.set(info), saved, opened))
         return info
 
     def __exit__(
@@ -284,7 +309,8 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, saved = self._stack.pop()
+        token, saved, opened = self._stack.pop()
+        _runs.end(opened, exc)
         _current.reset(token)
         if saved is not None:
             for name, value in saved.items():
@@ -302,6 +328,8 @@ class RunContext:
             self.root_function_path,
             self.labels,
             self.export_env,
+            self.record,
+            self.name if self.name is not None else getattr(func, "__name__", None),
         )
 
     def __call__(self, func: F) -> F:
@@ -335,6 +363,8 @@ def run(
     root_function_path: str | None = None,
     labels: Mapping[str, str] | None = None,
     export_env: bool = True,
+    record: bool = True,
+    name: str | None = None,
 ) -> RunContext: ...
 
 
@@ -348,6 +378,8 @@ def run(
     root_function_path: str | None = None,
     labels: Mapping[str, str] | None = None,
     export_env: bool = True,
+    record: bool = True,
+    name: str | None = None,
 ) -> Any:
     """A run context for log_metric: ``with run(...)``, ``@run(...)`` or ``@run``.
 
@@ -358,6 +390,13 @@ def run(
     extra labels to every point. With ``export_env`` (the default) the run is
     also written to the SEMATIC_METRICS_* environment variables while it is
     active, so child processes inherit it.
+
+    The run is recorded on the server (``POST /api/v1/runs``): SCHEDULED at
+    entry, then RESOLVED, FAILED, NESTED_FAILED or CANCELED at exit, with the
+    enclosing run as its parent. ``record=False`` opts out; runs without a
+    function_path and runs inside a Sematic function are never recorded.
+    ``name`` is the run's display name (default: the function's name, else the
+    last part of function_path).
     """
-    ctx = RunContext(run_id, root_id, function_path, root_function_path, labels, export_env)
+    ctx = RunContext(run_id, root_id, function_path, root_function_path, labels, export_env, record, name)
     return ctx if func is None else ctx(func)

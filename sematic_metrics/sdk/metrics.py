@@ -1,16 +1,18 @@
 """The SDK: ``log_metric`` validates and enqueues; a background thread delivers.
 
-Nothing is read at import. At the first ``log_metric`` the client reads
-``SEMATIC_METRICS_URL`` and ``SEMATIC_METRICS_API_KEY`` (``configure()``
-overrides both and the buffer settings), starts its sender thread and
-installs its exit hooks: ``atexit``, a SIGTERM handler chained to the
-previous one (from the main thread only) and a fork hook that gives a
-child its own sender and an empty buffer.
+Nothing is read at import. At the first ``log_metric`` (or the first recorded
+run) the client reads ``SEMATIC_METRICS_URL`` and ``SEMATIC_METRICS_API_KEY``
+(``configure()`` overrides both and the buffer settings), starts its sender
+thread and installs its exit hooks: ``atexit``, a SIGTERM handler chained to
+the previous one (from the main thread only) and a fork hook that gives a
+child its own sender and an empty buffer. At exit and on SIGTERM the runs
+still open are recorded CANCELED before the last delivery.
 """
 
 from __future__ import annotations
 
 import atexit
+import math
 import numbers
 import os
 import signal
@@ -22,7 +24,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from sematic_metrics.errors import InvalidInputError, NotInRunError, TypeConflictError
-from sematic_metrics.sdk import context
+from sematic_metrics.rules import MAX_NAME, MAX_STEP, MAX_TIME, MIN_TIME
+from sematic_metrics.sdk import _runs, context
 from sematic_metrics.wire import MetricScope, MetricType
 
 if TYPE_CHECKING:
@@ -30,17 +33,20 @@ if TYPE_CHECKING:
 
 ENV_URL = "SEMATIC_METRICS_URL"
 ENV_API_KEY = "SEMATIC_METRICS_API_KEY"
-MAX_NAME = 1024  # the server's limit (sematic_metrics.service.points_body.MAX_NAME)
 _MAX_NAMES = 100_000
 
 _client: Client | None = None
-_lock = threading.Lock()
+# An RLock: the SIGTERM handler may start a client (to record runs CANCELED)
+# while the main thread it interrupted holds the lock.
+_lock = threading.RLock()
 _overrides: dict[str, Any] = {}
 _hooks_installed = False
 _previous_sigterm: Any = None
 # name -> metric type code of names already validated in this process.
 _names: dict[str, int] = {}
 
+# Hot-path aliases: log_metric reads module globals, not attributes, so each
+# call saves the attribute lookups (measured in benchmarks/bench_sdk.py).
 _RUN, _PIPELINE = MetricScope.RUN, MetricScope.PIPELINE
 _GAUGE, _COUNT = MetricType.GAUGE, MetricType.COUNT
 _current = context._current.get
@@ -53,15 +59,20 @@ def log_metric(
     value: float,
     scope: MetricScope = MetricScope.RUN,
     metric_type: MetricType = MetricType.GAUGE,
+    *,
+    step: int | None = None,
+    timestamp: float | None = None,
 ) -> None:
     """Record one point of metric ``name`` for the current run; returns at once.
 
     ``metric_type`` GAUGE points are averaged per time bucket, COUNT points
     summed; ``scope`` PIPELINE shows the metric on the pipeline's panel.
+    ``step`` (a non-negative integer) places the point on the step axis;
+    ``timestamp`` (epoch seconds) backdates it, else it is now.
     Raises NotInRunError outside a run, InvalidInputError for an empty name,
-    a value that is not a real number or an unknown type or scope, and
-    TypeConflictError for a name already logged here with the other type.
-    Delivery failures are never raised: see ``stats()``.
+    a value that is not a real number, a bad step or timestamp, or an unknown
+    type or scope, and TypeConflictError for a name already logged here with
+    the other type. Delivery failures are never raised: see ``stats()``.
     """
     if type(name) is not str:
         name = _name_type(name)
@@ -71,6 +82,9 @@ def log_metric(
     if type(value) is not float:
         value = _real(value)
     index = 0 if scope is _RUN else 1 if scope is _PIPELINE else _scope_index(scope)
+    if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
+        step = _step(step)
+    at = _now() if timestamp is None else _timestamp(timestamp)
     run = _current() or _current_run()
     if run is None:
         raise NotInRunError(
@@ -82,10 +96,34 @@ def log_metric(
     buffer = client.buffer
     size = len(buffer)
     if size < client.reject_at:
-        buffer.append((run.label_sets[index], name, value, code, _now()))
+        buffer.append((run.label_sets[index], name, value, code, at, step))
     next(client.counter)
     if size + 1 == client.batch_size:
         client.wake.set()
+
+
+def _step(step: object) -> int:
+    # bool is an int subclass: True is not step 1.
+    if isinstance(step, bool) or not isinstance(step, numbers.Real):
+        raise InvalidInputError(f"step: must be a non-negative integer, got {type(step).__name__}")
+    if isinstance(step, numbers.Integral):
+        whole = int(step)
+    elif math.isfinite(float(step)) and float(step).is_integer():
+        whole = int(float(step))
+    else:
+        raise InvalidInputError(f"step: must be a non-negative integer, got {step!r}")
+    if not 0 <= whole <= MAX_STEP:
+        raise InvalidInputError(f"step: {whole} is outside 0 to {MAX_STEP}")
+    return whole
+
+
+def _timestamp(timestamp: object) -> float:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Real):
+        raise InvalidInputError(f"timestamp: must be epoch seconds, got {type(timestamp).__name__}")
+    at = float(timestamp)
+    if not MIN_TIME <= at < MAX_TIME:
+        raise InvalidInputError(f"timestamp: {timestamp!r} is outside the years 1900 to 2299 (epoch seconds)")
+    return at
 
 
 def _name_type(name: object) -> str:
@@ -148,12 +186,14 @@ def configure(**settings: Any) -> Config:
 
     ``url`` (else SEMATIC_METRICS_URL, else http://127.0.0.1:8000), ``api_key``
     (else SEMATIC_METRICS_API_KEY; sent as X-API-KEY), ``max_buffer`` (points
-    waiting to be sent, default 200000), ``drop_policy`` ("oldest" or
-    "newest": which points a full buffer drops), ``batch_size`` (points per
-    request, default 10000), ``max_age_s`` (send points at most this old,
-    default 1), ``timeout_s`` (per request), ``exit_timeout_s`` (delivery
-    deadline at exit and SIGTERM, default 5), ``backoff_s`` and
-    ``max_backoff_s`` (retry delays). A value of None restores the default.
+    waiting to be sent, default 500000), ``drop_policy`` ("oldest" or
+    "newest": which points or run records a full buffer drops), ``batch_size``
+    (points per request, default 50000), ``max_age_s`` (send points and run
+    records at most this old, default 1), ``timeout_s`` (per request),
+    ``exit_timeout_s`` (delivery deadline at exit and SIGTERM, default 5),
+    ``backoff_s`` and ``max_backoff_s`` (retry delays), ``max_runs`` (runs
+    whose record waits to be sent, default 10000), ``record_runs`` (False: no
+    run records from this process). A value of None restores the default.
     """
     from sematic_metrics.sdk._sender import Config
 
@@ -192,14 +232,30 @@ def _start() -> Client:
         return _client
 
 
+def client() -> Client:
+    """This process's client, started if need be."""
+    return _client or _start()
+
+
+def run_client() -> Client | None:
+    """The client that records runs, started if need be; None when runs are not recorded."""
+    client = _client
+    if client is None:
+        if not _config(_overrides).record_runs:
+            return None
+        client = _start()
+    return client if client.config.record_runs else None
+
+
 def flush(timeout: float | None = None) -> bool:
-    """Block until every buffered point is delivered (or rejected); False on timeout."""
+    """Block until every buffered point and run record is delivered (or rejected); False on timeout."""
     client = _client
     return True if client is None else client.flush(timeout)
 
 
 def stats() -> Stats:
-    """Counts of this process's points: logged, sent, retried, dropped, rejected, failed, pending."""
+    """Counts of this process's points (logged, sent, retried, dropped, rejected, failed,
+    pending) and run records (runs_logged, runs_sent, ...)."""
     from sematic_metrics.sdk._sender import Stats
 
     client = _client
@@ -240,20 +296,27 @@ def _install_hooks() -> None:
 
 
 def _at_exit() -> None:
+    _runs.cancel_open()  # runs of daemon threads, killed with the process
+    _deliver_at_exit()
+
+
+def _deliver_at_exit() -> None:
     client = _client
     if client is None:
         return
     if not client.flush(client.config.exit_timeout_s):
-        pending = client.stats().pending
+        stats = client.stats()
         sys.stderr.write(
-            f"sematic-metrics: {pending} points not delivered to {client.config.url} "
-            f"within {client.config.exit_timeout_s:g} s at exit\n"
+            f"sematic-metrics: {stats.pending} points and {stats.runs_pending} run records not "
+            f"delivered to {client.config.url} within {client.config.exit_timeout_s:g} s at exit\n"
         )
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _at_exit()
     previous = _previous_sigterm
+    if previous != signal.SIG_IGN:  # the process is going: its open runs end CANCELED
+        _runs.cancel_open()
+    _deliver_at_exit()
     if callable(previous):
         previous(signum, frame)
     elif previous != signal.SIG_IGN:  # the default action: terminate by the signal
@@ -263,7 +326,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _after_fork_in_child() -> None:
     global _client, _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
+    _runs.after_fork_in_child()
     client, _client = _client, None
     if client is not None:
         client.abandon()

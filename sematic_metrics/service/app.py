@@ -29,8 +29,10 @@ from sematic_metrics.service import (
     openapi,
     pipelines,
     runs,
+    series_api,
     sqlapi,
     stream,
+    upstream,
 )
 from sematic_metrics.service.auth import AuthMiddleware
 from sematic_metrics.service.config import Settings
@@ -38,7 +40,7 @@ from sematic_metrics.service.core import Service
 from sematic_metrics.service.responses import JSON, error_response
 
 log = logging.getLogger(__name__)
-RESOURCES: tuple[ModuleType, ...] = (meta, metrics, runs, pipelines, sqlapi, stream, dashboard)
+RESOURCES: tuple[ModuleType, ...] = (meta, metrics, series_api, runs, pipelines, sqlapi, stream, dashboard)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
@@ -63,6 +65,7 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, extra_routes: list[BaseRoute] | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     svc = Service(settings, system_metrics=pipelines.system_metrics())
+    svc.openapi = openapi_document()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -73,16 +76,23 @@ def create_app(settings: Settings | None = None, extra_routes: list[BaseRoute] |
             await svc.stop()
 
     routes: list[BaseRoute] = [route for resource in RESOURCES for route in resource.ROUTES]
-    routes += dashboard.ROOT_ROUTES
     routes += extra_routes or []
+    middleware = [Middleware(AuthMiddleware, keys=settings.api_keys)]
+    if svc.upstream is None:
+        routes += dashboard.ROOT_ROUTES
+    else:
+        # Upstream mode: requests no route of ours answers (and Sematic's own
+        # paths) go to the Sematic server, before our API keys are checked.
+        routes += upstream.ROUTES
+        svc.openapi["paths"].update(upstream.OPENAPI_PATHS)
+        middleware.insert(0, Middleware(upstream.UpstreamFront, upstream=svc.upstream, routes=routes))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, keys=settings.api_keys)],
+        middleware=middleware,
         exception_handlers={SematicMetricsError: handle_error, HTTPException: handle_http_error},
         lifespan=lifespan,
     )
     app.state.service = svc
-    app.state.openapi = openapi_document()
     return app
 
 

@@ -1,4 +1,4 @@
-"""The cluster form of the schema, derived from the numbered files when it runs.
+"""The cluster form of the schema, derived from the schema files when it runs.
 
 The schema files stay the single source; with ``SEMATIC_METRICS_CLICKHOUSE_CLUSTER``
 set, every DDL statement the store runs is rewritten:
@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sematic_metrics.errors import ConfigError
-from sematic_metrics.service.sqlfiles import schema_dir, split_statements
+from sematic_metrics.service.sqlfiles import TABLES, q, render, schema_dir, split_statements
 
 LOCAL_SUFFIX = "_local"
 REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
@@ -61,10 +61,13 @@ class ClusterDDL:
 
     @classmethod
     def for_schema(cls, cluster: str, database: str, directory: Path | None = None) -> ClusterDDL:
-        """A rewriter that already knows the tables the numbered files shard."""
+        """A rewriter that already knows the tables the tables/ files and the ledgers shard."""
+        directory = directory or schema_dir()
         ddl = cls(cluster, database)
-        for path in sorted((directory or schema_dir()).glob("[0-9][0-9][0-9]_*.sql")):
-            for statement in split_statements(path.read_text()):
+        for name in ("ledger_tables", "ledger_definitions"):
+            ddl.rewrite(q(name))
+        for path in sorted((directory / TABLES).glob("[0-9][0-9][0-9]_*.sql")):
+            for statement in split_statements(render(path.read_text(), directory, str(path))):
                 ddl.rewrite(statement)
         return ddl
 
@@ -133,10 +136,11 @@ class ClusterDDL:
                 f"cluster mode: materialized view {m.group(2)} stores its own rows; "
                 "give it a TO table in its schema file so they are sharded"
             )
-        rest = self._localize_sources(rest)
+        rest = self.localize_sources(rest)
         return f"{sql[: m.end()]} ON CLUSTER {self.cluster}{rest}"
 
-    def _localize_sources(self, text: str) -> str:
+    def localize_sources(self, text: str) -> str:
+        """The text with the sharded tables it reads (FROM, JOIN) replaced by their local tables."""
         code = _scan(text)[0]
         pieces, last = [], 0
         for ref in re.finditer(rf"\b(?:FROM|JOIN)\s+{_NAME}", text, _FLAGS):
@@ -221,6 +225,11 @@ def _split_top(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:].strip())
     return parts
+
+
+def code_positions(sql: str) -> list[bool]:
+    """Per character: whether it is SQL code (outside strings, quoted names and comments)."""
+    return _scan(sql)[0]
 
 
 def _scan(sql: str) -> tuple[list[bool], list[bool]]:

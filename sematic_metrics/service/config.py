@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sematic_metrics.errors import ConfigError
 
@@ -36,6 +37,7 @@ class Settings:
     commit_max_points: int = 1_000_000
     read_pool_size: int = 4
     cluster: str | None = None
+    sematic_upstream: str | None = None
 
     @property
     def dsn(self) -> str:
@@ -75,7 +77,26 @@ class Settings:
             commit_max_points=_int(env, "COMMIT_MAX_POINTS", 1_000_000, minimum=1),
             read_pool_size=_int(env, "READ_POOL_SIZE", 4, minimum=1),
             cluster=cluster,
+            sematic_upstream=parse_upstream(get("SEMATIC_UPSTREAM")),
         )
+
+
+def parse_upstream(raw: str) -> str | None:
+    """The Sematic server to front: an http(s) URL without query or fragment, or None."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{PREFIX}SEMATIC_UPSTREAM={raw[:200]!r} is not an http(s) URL of a Sematic server; "
+            "write it like http://sematic.example.com:5001"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{PREFIX}SEMATIC_UPSTREAM={raw[:200]!r} has an invalid port.") from None
+    return raw.rstrip("/")
 
 
 def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:

@@ -6,6 +6,8 @@ Request handlers reach it in one way, ``service_of(request)``. ``create_app``
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -17,6 +19,7 @@ from sematic_metrics.service.points_writer import Writer
 from sematic_metrics.service.runs_writer import RunsWriter
 from sematic_metrics.service.series import SystemMetric
 from sematic_metrics.service.store import Store
+from sematic_metrics.service.upstream import Upstream
 
 
 class Service:
@@ -32,6 +35,9 @@ class Service:
         self.hub = Hub(self.store)
         self.writer.listeners.append(self.hub.on_table)
         self.system_metrics: dict[str, SystemMetric] = system_metrics or {}
+        self.openapi: dict[str, Any] = {}  # set by create_app from the resources it assembles
+        # The Sematic server this service fronts (upstream mode), else None.
+        self.upstream = Upstream(settings, self.runs_writer) if settings.sematic_upstream else None
 
     async def start(self) -> None:
         await run_in_threadpool(self.store.open)
@@ -43,12 +49,16 @@ class Service:
             raise
         self.writer.start()
         self.hub.start()
+        if self.upstream is not None:
+            await self.upstream.start()
 
     def health(self) -> dict[str, object]:
         """Figures ``/healthz`` reports beside the store's status."""
-        return {}
+        return {} if self.upstream is None else self.upstream.health()
 
     async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.stop()
         await self.hub.stop()
         await self.writer.stop()
         self.store.close()

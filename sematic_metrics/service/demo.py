@@ -3,7 +3,7 @@ run that keeps logging live.
 
 ``sematic-metrics demo`` (or ``make demo``) starts the service in this process
 on the embedded engine, in its own database (``sematic_metrics_demo``,
-emptied first), feeds it over HTTP like any client, prints the dashboard's
+emptied first), feeds it through the SDK like any pipeline, prints the dashboard's
 address and keeps the live run logging until interrupted. ``--url`` feeds a
 server that is already running instead.
 """
@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import random
 import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import sematic_metrics
 from sematic_metrics.errors import SematicMetricsError
 from sematic_metrics.service.config import Settings
+from sematic_metrics.wire import MetricScope, MetricType
 
 GAUGE, COUNT = 1, 0
 PIPELINES = {
@@ -97,29 +96,26 @@ def curve(name: str, step: float, rng: random.Random, offset: float = 0.0) -> tu
 
 
 class Feeder:
-    """Posts runs and metric points to the service, like any client."""
+    """Feeds the service through the SDK, like any pipeline: run records with
+    ``log_run`` and points with ``log_metric`` (backdated with ``timestamp``)."""
 
     def __init__(self, url: str, api_key: str = "") -> None:
-        self.url = url
-        self.headers = {"Content-Type": "application/json", **({"X-API-KEY": api_key} if api_key else {})}
-        self.queued: list[dict[str, Any]] = []
-
-    def post(self, path: str, body: dict[str, Any], key: str | None = None) -> None:
-        headers = {**self.headers, **({"Idempotency-Key": key} if key else {})}
-        request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(
-                f"POST {path}: {exc.code} {exc.read()[:300].decode(errors='replace')}"
-            ) from None
+        sematic_metrics.configure(url=url, api_key=api_key or None, batch_size=20_000)
 
     def runs(self, records: list[dict[str, Any]]) -> None:
-        for i in range(0, len(records), 500):
-            self.post("/api/v1/runs", {"runs": records[i : i + 500]})
+        for r in records:
+            sematic_metrics.log_run(
+                r["id"],
+                r["function_path"],
+                r["future_state"],
+                r["created_at"],
+                root_id=r["root_id"],
+                parent_id=r["parent_id"],
+                name=r["name"],
+                started_at=r["started_at"],
+                ended_at=r["ended_at"],
+                original_run_id=r["original_run_id"],
+            )
 
     def points(
         self,
@@ -128,19 +124,23 @@ class Feeder:
         values: list[float],
         times: list[float],
         types: list[int],
+        steps: list[int] | None = None,
     ) -> None:
-        """Queue points of one run; ``flush`` sends them in few large requests."""
-        for name, value, t, kind in zip(names, values, times, types, strict=True):
-            self.queued.append(
-                {"name": name, "value": value, "metric_type": kind, "metric_time": t, "labels": labels}
-            )
-        if len(self.queued) >= 20_000:
-            self.flush()
+        """Log points of one root run; the SDK's sender batches them."""
+        scope = MetricScope.PIPELINE if labels.get("__scope__") == "1" else MetricScope.RUN
+        with sematic_metrics.run(
+            run_id=labels["run_id"], function_path=labels["function_path"], record=False
+        ):
+            for i, (name, value, t, kind) in enumerate(zip(names, values, times, types, strict=True)):
+                step = None if steps is None else steps[i]
+                sematic_metrics.log_metric(name, value, scope, MetricType(kind), step=step, timestamp=t)
 
     def flush(self) -> None:
-        while self.queued:
-            batch, self.queued = self.queued[:20_000], self.queued[20_000:]
-            self.post("/api/v1/metrics", {"metric_points": batch}, key=uuid.uuid4().hex)
+        if not sematic_metrics.flush(timeout=120):
+            raise RuntimeError(f"the demo's points did not reach the service: {sematic_metrics.stats()}")
+        failed = sematic_metrics.stats()
+        if failed.rejected or failed.runs_rejected:
+            raise RuntimeError(f"the service rejected demo data: {failed}")
 
 
 def run_record(
@@ -250,10 +250,12 @@ def log_finished_run(
     values: list[float] = []
     times: list[float] = []
     types: list[int] = []
+    stepnums: list[int] | None = None
     start = created + 2.0
     if pipeline in (LIVE_PIPELINE, "demo.pipelines.hyperparameter_sweep"):
         steps = 240 if state == "RESOLVED" else 90
         offset = rng.uniform(-30, 30)
+        stepnums = []
         for step in range(steps):
             t = start + duration * step / steps
             for name in (*TRAIN_METRICS, "examples_seen"):
@@ -262,6 +264,7 @@ def log_finished_run(
                 values.append(value)
                 times.append(t)
                 types.append(kind)
+                stepnums.append(step)
     else:
         for minute in range(max(2, int(duration // 10))):
             t = start + minute * 10
@@ -284,7 +287,7 @@ def log_finished_run(
         scope = labels_of(run_id, run_id, pipeline, pipeline, scope="1")
         feeder.points(scope, [final], [value], [start + duration], [GAUGE])
     if names:
-        feeder.points(labels_of(run_id, run_id, pipeline, pipeline), names, values, times, types)
+        feeder.points(labels_of(run_id, run_id, pipeline, pipeline), names, values, times, types, stepnums)
     return len(names)
 
 
@@ -334,6 +337,7 @@ class LiveRun:
         values: list[float] = []
         stamps: list[float] = []
         types: list[int] = []
+        steps: list[int] = []
         for t in times:
             for name in self.names:
                 value, kind = curve(name, self.step * self.pace, self.rng)
@@ -341,8 +345,9 @@ class LiveRun:
                 values.append(value)
                 stamps.append(t)
                 types.append(kind)
+                steps.append(self.step)
             self.step += 1
-        self.feeder.points(self.labels, names, values, stamps, types)
+        self.feeder.points(self.labels, names, values, stamps, types, steps)
         self.feeder.flush()
 
     def finish(self) -> None:
@@ -360,7 +365,7 @@ def serve(settings: Settings, fresh: bool) -> Iterator[str]:
     """The service on a thread of this process; yields its URL."""
     import uvicorn
 
-    from sematic_metrics.service import stream
+    from sematic_metrics.service._sse import Server
     from sematic_metrics.service.app import create_app
     from sematic_metrics.service.store import Store
 
@@ -369,7 +374,7 @@ def serve(settings: Settings, fresh: bool) -> Iterator[str]:
             store.command(f"DROP DATABASE IF EXISTS `{settings.database}` SYNC")
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
-    server = stream.Server(config)
+    server = Server(config)
     thread = threading.Thread(target=server.run, name="demo-server", daemon=True)
     thread.start()
     while not server.started:
@@ -397,9 +402,10 @@ def feed(url: str, args: argparse.Namespace) -> int:
     print(
         f"demo: {finished} finished runs, {points} points, in {time.monotonic() - started:.1f} s", flush=True
     )
-    print(f"demo: dashboard    {url}/", flush=True)
+    print(f"demo: dashboard    {url}/dashboard/", flush=True)
     print(
-        f"demo: live run     {url}/runs/{live.id}  (a step every {args.interval:g} s; Ctrl+C stops)",
+        f"demo: live run     {url}/dashboard/runs/{live.id}"
+        f"  (a step every {args.interval:g} s; Ctrl+C stops)",
         flush=True,
     )
     deadline = time.monotonic() + args.duration if args.duration > 0 else math.inf
@@ -410,6 +416,7 @@ def feed(url: str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     live.finish()
+    feeder.flush()
     print(f"demo: live run resolved after {live.step} steps", flush=True)
     return 0
 

@@ -267,12 +267,12 @@ class Hub:
 
     def _load(self, run: Run) -> None:
         extents: dict[str, Extent] = {}
-        for name, first_us, last_us, times in self.store.query(q("stream_extents"), {"run_id": run.run_id}):
-            ext = Extent(int(first_us), int(last_us), {int(t) for t in times})
+        for row in self.store.rows(q("stream_extents"), {"run_id": run.run_id}):
+            ext = Extent(int(row["first_us"]), int(row["last_us"]), {int(t) for t in row["times"]})
             if len(ext.times or ()) > MAX_SERIES_POINTS:
                 ext.times = None
             ext.width_us = ext.auto_width_us()
-            extents[str(name)] = ext
+            extents[str(row["name"])] = ext
         run.extents = extents
 
     def _buckets(self, run: Run, tables: list[pa.Table]) -> dict[str, Any] | None:
@@ -331,7 +331,9 @@ class Hub:
             "hi_us": max(tos),
         }
         metrics: dict[str, dict[str, Any]] = {}
-        for name, bucket_us, gauge, avg_value, sum_value in self.store.query(q("stream_buckets"), params):
+        found = self.store.columns(q("stream_buckets"), params)
+        columns = (found[c] for c in ("name", "bucket_us", "gauge", "avg_value", "sum_value"))
+        for name, bucket_us, gauge, avg_value, sum_value in zip(*columns, strict=True):
             entry = metrics.get(name)
             if entry is None:
                 width = widths[names.index(name)]

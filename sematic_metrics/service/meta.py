@@ -32,7 +32,7 @@ async def versions(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSON(request.app.state.openapi)
+    return JSON(service_of(request).openapi)
 
 
 ROUTES: list[BaseRoute] = [

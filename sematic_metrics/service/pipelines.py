@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sematic_metrics.errors import InvalidInputError, NotFoundError
+from sematic_metrics.rules import TERMINAL_STATES
 from sematic_metrics.rules import US_PER_S as _US
 from sematic_metrics.service import openapi
 from sematic_metrics.service import series as queries
@@ -28,6 +29,25 @@ from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
 
 MAX_RUNS = 500
+# How the dashboard names a run's state: Sematic's SCHEDULED and RAN mean the
+# function is executing or waiting on its nested runs, so the run is running.
+RUN_STATUS = {
+    "CREATED": "created",
+    "SCHEDULED": "running",
+    "RAN": "running",
+    "RETRYING": "retrying",
+    "RESOLVED": "resolved",
+    "FAILED": "failed",
+    "NESTED_FAILED": "failed",
+    "CANCELED": "canceled",
+}
+
+
+def run_status(state: str) -> tuple[str, bool]:
+    """A state's name for people, and whether the run is still in progress."""
+    return RUN_STATUS.get(state, state.lower()), state not in TERMINAL_STATES
+
+
 # Sematic's system metric name -> (pipeline_points metric, metric type)
 SYSTEM_METRICS = {
     "sematic.run_count": ("run_count", "COUNT"),
@@ -73,6 +93,8 @@ class RecentRun(msgspec.Struct):
     started_at: float | None
     ended_at: float | None
     duration_s: float | None  # null while in progress
+    status: str = ""  # the state as people say it: running, failed, ...
+    in_progress: bool = False  # not yet in a terminal state
 
 
 class RecentRuns(msgspec.Struct):
@@ -83,7 +105,8 @@ class RecentRuns(msgspec.Struct):
 
 # -- figures (the SQL does the work) ----------------------------------------
 def list_pipelines(store: Store) -> PipelineList:
-    columns = store.query_columns(q("pipelines_list"))
+    c = store.columns(q("pipelines_list"))
+    columns = (c["function_path"], c["run_count"], c["success_rate"], c["avg_run_time_s"], c["last_run_us"])
     return PipelineList(
         [
             PipelineSummary(str(path), int(count), rate, runtime, int(last_us) / _US)
@@ -95,11 +118,17 @@ def list_pipelines(store: Store) -> PipelineList:
 def pipeline_metrics(store: Store, function_path: str, from_us: int, to_us: int) -> PipelineMetrics:
     """Figures of one pipeline's root runs created in ``[from_us, to_us)``."""
     params = {"function_path": function_path, "from_us": from_us, "to_us": to_us}
-    rows = store.query(q("pipeline_window"), params) if from_us < to_us else []
+    rows = store.rows(q("pipeline_window"), params) if from_us < to_us else []
     if rows:
-        count, rate, runtime, by_state = rows[0]
-        return PipelineMetrics(function_path, int(count), rate, runtime, counts_by_state(by_state))
-    if not store.query(q("pipeline_known"), {"function_path": function_path}):
+        row = rows[0]
+        return PipelineMetrics(
+            function_path,
+            int(row["run_count"]),
+            row["success_rate"],
+            row["avg_run_time_s"],
+            counts_by_state(row["count_by_state"]),
+        )
+    if not store.rows(q("pipeline_known"), {"function_path": function_path}):
         raise NotFoundError(
             f"pipeline {function_path!r} not found: no root run with that function_path was stored"
         )
@@ -115,24 +144,26 @@ def _seconds(us: int | None) -> float | None:
 
 
 def recent_runs(store: Store, function_path: str, limit: int) -> RecentRuns:
-    rows = store.query(q("pipeline_recent_runs"), {"function_path": function_path, "limit": limit})
+    rows = store.rows(q("pipeline_recent_runs"), {"function_path": function_path, "limit": limit})
     if not rows:
         raise NotFoundError(f"pipeline {function_path!r} not found: no root run has that function_path")
     runs = []
-    for run_id, name, state, original, created_us, started_us, ended_us in rows:
+    for row in rows:
+        started_us, ended_us = row["started_us"], row["ended_us"]
         duration = None
         if started_us is not None and ended_us is not None:
             duration = (int(ended_us) - int(started_us)) / _US
         runs.append(
             RecentRun(
-                str(run_id),
-                name,
-                str(state),
-                original,
-                _seconds(created_us),
+                str(row["run_id"]),
+                row["name"],
+                str(row["state"]),
+                row["original_run_id"],
+                _seconds(row["created_us"]),
                 _seconds(started_us),
                 _seconds(ended_us),
                 duration,
+                *run_status(str(row["state"])),
             )
         )
     return RecentRuns(runs)
@@ -154,7 +185,7 @@ def _has_points_fn(metric: str) -> Any:
     def has_points(store: Store, flt: queries.MetricsFilter) -> bool:
         if flt.from_us >= flt.to_us:
             return False
-        return bool(store.query(q("pipeline_points_any"), {"metric": metric, **flt.params()}))
+        return bool(store.rows(q("pipeline_points_any"), {"metric": metric, **flt.params()}))
 
     return has_points
 

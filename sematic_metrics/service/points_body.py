@@ -16,23 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sematic_metrics.errors import InvalidInputError
+from sematic_metrics.rules import MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_NAME, MAX_TIME, MIN_TIME
+from sematic_metrics.rules import WELL_KNOWN_LABELS as WELL_KNOWN
 from sematic_metrics.wire import INGEST_DECODER, IngestBody, Labels, MetricPoint, WireValue
 
-# Well-known labels stored as real columns: label key -> column.
-WELL_KNOWN = {
-    "run_id": "run_id",
-    "root_id": "root_id",
-    "function_path": "function_path",
-    "root_function_path": "root_function_path",
-    "__scope__": "scope",
-    "user_id": "user_id",
-}
-MIN_TIME = -2208988800.0  # 1900-01-01, DateTime64's lower bound
-MAX_TIME = 10413792000.0  # 2300-01-01, exclusive upper bound
-MAX_NAME = 1024
-MAX_LABEL_KEY = 256
-MAX_LABEL_VALUE = 8192
-MAX_LABELS = 128
 _SPECIAL = {
     "nan": math.nan,
     "infinity": math.inf,
@@ -55,6 +42,19 @@ SCHEMA = pa.schema(
 )
 
 
+# The compact form's tables say so in their metadata, so that a conflict found
+# later (409) names the field as the client sent it: see type_field.
+_FORM = b"sematic_metrics.form"
+_COMPACT_SCHEMA = SCHEMA.with_metadata({_FORM: b"compact"})
+
+
+def type_field(table: pa.Table, index: int) -> str:
+    """The metric_type field of point ``index`` of a body's table, as sent."""
+    if (table.schema.metadata or {}).get(_FORM) == b"compact":
+        return f"points.metric_type[{index}]"
+    return f"metric_points[{index}].metric_type"
+
+
 def decode(body: bytes) -> IngestBody:
     """Decode JSON, accepting the NaN / Infinity tokens Python's json writes."""
     try:
@@ -63,6 +63,8 @@ def decode(body: bytes) -> IngestBody:
         raise InvalidInputError(f"invalid body: {_path(exc)}") from None
     except msgspec.DecodeError as exc:
         first = exc
+    if not body.strip():
+        raise InvalidInputError("body: empty; send a JSON object with metric_points, or labels and points")
     try:
         raw = json.loads(body)
     except (ValueError, RecursionError):
@@ -264,4 +266,4 @@ def _compact_table(body: IngestBody, batch_id: str, user_id: str | None) -> pa.T
         _const(rest, n, _MAP),
         _const(batch_id, n, pa.string()),
     ]
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+    return pa.Table.from_arrays(columns, schema=_COMPACT_SCHEMA)

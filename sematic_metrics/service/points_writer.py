@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from sematic_metrics.errors import SematicMetricsError, StoreError, TypeConflictError
 from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
+from sematic_metrics.service.points_body import type_field
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
 from sematic_metrics.wire import IngestResult
@@ -48,7 +49,7 @@ def batch_types(table: pa.Table) -> dict[str, int]:
         if types.setdefault(name, code) != code:
             first = _first_index(table, name, code)
             raise TypeConflictError(
-                f"points[{first}].metric_type: metric {name!r} appears in this batch as both "
+                f"{type_field(table, first)}: metric {name!r} appears in this batch as both "
                 "COUNT and GAUGE; a metric name has one type"
             )
     return types
@@ -177,13 +178,13 @@ class Writer:
         unknown = {item.key for item in group if item.key and item.key not in self._known}
         if unknown:
             try:
-                rows = self._store.query(q("known_batches"), {"batch_ids": sorted(unknown)})
+                rows = self._store.rows(q("known_batches"), {"batch_ids": sorted(unknown)})
             except StoreError as exc:
                 for item in group:
                     item.result = exc
                 return []
-            for key, points in rows:
-                self._remember_key(str(key), int(points))
+            for row in rows:
+                self._remember_key(str(row["batch_id"]), int(row["points"]))
             suspects = sorted((unknown - self._known.keys()) & self._suspect)
             if suspects:
                 try:
@@ -215,7 +216,8 @@ class Writer:
         a whole batch found there is a duplicate (and ingest_batches learns
         it), a partial one is removed so the retry stores it whole."""
         sizes = {item.key: item.table.num_rows for item in group if item.key in keys}
-        found = {str(k): int(n) for k, n in self._store.query(q("stored_batches"), {"batch_ids": keys})}
+        stored = self._store.rows(q("stored_batches"), {"batch_ids": keys})
+        found = {str(row["batch_id"]): int(row["points"]) for row in stored}
         whole = [k for k, n in found.items() if n == sizes.get(k)]
         partial = [k for k, n in found.items() if n != sizes.get(k)]
         if partial:
@@ -249,7 +251,7 @@ class Writer:
                 continue
             index = _first_index(item.table, conflict, item.types[conflict])
             item.result = TypeConflictError(
-                f"points[{index}].metric_type: metric {conflict!r} is stored as "
+                f"{type_field(item.table, index)}: metric {conflict!r} is stored as "
                 f"{TYPE_NAMES[stored[conflict]]} and cannot take "
                 f"{TYPE_NAMES[item.types[conflict]]} points; log it under another name"
             )

@@ -23,7 +23,7 @@ from sematic_metrics.service import openapi
 from sematic_metrics.service._body import idempotency_key, read_body
 from sematic_metrics.service.auth import user_of
 from sematic_metrics.service.core import service_of
-from sematic_metrics.service.pipelines import counts_by_state
+from sematic_metrics.service.pipelines import counts_by_state, run_status
 from sematic_metrics.service.responses import JSON
 from sematic_metrics.service.runs_body import STATES, RunsBody, RunsResult, decode, to_batch
 from sematic_metrics.service.sqlfiles import q
@@ -53,21 +53,25 @@ class RunPanelResponse(msgspec.Struct):
 
 def run_panel(store: Store, run_id: str) -> RunPanel:
     """Sematic's pipeline panel for the pipeline of a run's root run."""
-    found = {str(row[0]): row for row in store.query(q("run_lookup"), {"run_id": run_id})}
+    found = {str(row["id"]): row for row in store.rows(q("run_lookup"), {"run_id": run_id})}
     run = found.get(run_id)
     if run is None:
         raise NotFoundError(f"run {run_id!r} not found: no record of it was stored through POST /api/v1/runs")
-    root = found.get(str(run[1]))
+    root = found.get(str(run["root_id"]))
     if root is None:
         raise NotFoundError(
-            f"run {run_id!r}: its root run {run[1]!r} was never stored, so its pipeline is unknown; "
+            f"run {run_id!r}: its root run {run['root_id']!r} was never stored, so its pipeline is unknown; "
             "send the root run to POST /api/v1/runs"
         )
-    path = str(root[2])
-    stats = store.query(q("pipeline_window"), {"function_path": path, **_ALL_TIME})
-    runtimes = store.query(q("pipeline_function_runtimes"), {"function_path": path})
-    count, _, _, by_state = stats[0] if stats else (0, None, None, {})
-    return RunPanel(int(count), counts_by_state(by_state), {str(p): float(s) for p, s in runtimes})
+    path = str(root["function_path"])
+    stats = store.rows(q("pipeline_window"), {"function_path": path, **_ALL_TIME})
+    runtimes = store.rows(q("pipeline_function_runtimes"), {"function_path": path})
+    count, by_state = (stats[0]["run_count"], stats[0]["count_by_state"]) if stats else (0, {})
+    return RunPanel(
+        int(count),
+        counts_by_state(by_state),
+        {str(r["function_path"]): float(r["avg_run_time_s"]) for r in runtimes},
+    )
 
 
 def _seconds(us: int | None) -> float | None:
@@ -76,26 +80,27 @@ def _seconds(us: int | None) -> float | None:
 
 def run_record(store: Store, run_id: str) -> dict[str, Any]:
     """The latest version of a run, with its pipeline's root_function_path."""
-    rows = store.query(q("run_record"), {"run_id": run_id})
+    rows = store.rows(q("run_record"), {"run_id": run_id})
     if not rows:
         raise NotFoundError(f"run {run_id!r} not found: no run record was posted with that id")
-    (rid, root_id, parent_id, function_path, name, state, original, *times) = rows[0]
-    root_path = function_path
-    if root_id != rid:
-        root = store.query(q("run_record"), {"run_id": root_id})
-        root_path = root[0][3] if root else None
+    row = rows[0]
+    root_path = row["function_path"]
+    if row["root_id"] != row["id"]:
+        root = store.rows(q("run_record"), {"run_id": row["root_id"]})
+        root_path = root[0]["function_path"] if root else None
     record: dict[str, Any] = {
-        "id": rid,
-        "root_id": root_id,
-        "parent_id": parent_id,
-        "function_path": function_path,
+        "id": row["id"],
+        "root_id": row["root_id"],
+        "parent_id": row["parent_id"],
+        "function_path": row["function_path"],
         "root_function_path": root_path,
-        "name": name,
-        "future_state": state,
-        "original_run_id": original,
+        "name": row["name"],
+        "future_state": row["state"],
+        "original_run_id": row["original_run_id"],
     }
-    for key, us in zip(_TIMES, times, strict=True):
-        record[key] = _seconds(us)
+    for key in _TIMES:
+        record[key] = _seconds(row[key.replace("_at", "_us")])
+    record["status"], record["in_progress"] = run_status(str(row["state"]))
     return record
 
 
@@ -156,7 +161,11 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_RUN_ID],
             "responses": {
                 "200": {
-                    "description": "content: the run record; times in epoch seconds",
+                    "description": (
+                        "content: the run record; times in epoch seconds; status names the "
+                        "state for people (SCHEDULED and RAN are running) and in_progress says "
+                        "whether the run has yet to reach a terminal state"
+                    ),
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 **openapi.errors(401, 404),

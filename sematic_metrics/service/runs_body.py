@@ -1,10 +1,13 @@
 """Run records in: decode and validate ``POST /api/v1/runs`` bodies into an
-Arrow batch for the ``runs`` table (runs_writer.py stores it).
+Arrow batch for the ``run_versions`` table (runs_writer.py stores it).
 
-A run is stored as versions; the views read the version with the latest
-``updated_at``. Every version of a run must carry the same id, root_id,
-function_path and created_at (they place it in the table), so a record that
-changes them is rejected before anything is written.
+A run is stored as versions; the views pick its state from them (a terminal
+state is never replaced by an earlier one; then the latest ``updated_at``,
+then the latest arrival). Each record carries its position in the request,
+so of two versions of a run in one batch the later one arrived later. Every
+version of a run must carry the same id, root_id, function_path and
+created_at, so a record that changes them is rejected before anything is
+written.
 """
 
 from __future__ import annotations
@@ -18,14 +21,11 @@ import msgspec
 import pyarrow as pa
 
 from sematic_metrics.errors import InvalidInputError, SematicMetricsError
-from sematic_metrics.rules import MAX_TEXT, MAX_TIME, MIN_TIME
+from sematic_metrics.rules import MAX_ID, MAX_PATH, MAX_TEXT, MAX_TIME, MIN_TIME, RUN_STATES
 
-STATES = ("CREATED", "SCHEDULED", "RAN", "RETRYING", "RESOLVED", "FAILED", "NESTED_FAILED", "CANCELED")
+STATES = RUN_STATES
 _STATE_CODES = {state: code for code, state in enumerate(STATES)}
-MAX_ID = 256
-MAX_PATH = 1024
 MAX_NAME = MAX_TEXT  # a run's display name is free text, not a metric name
-_KNOWN_KEYS = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
 _TIMES = ("created_at", "started_at", "resolved_at", "failed_at", "ended_at", "updated_at")
@@ -42,6 +42,7 @@ SCHEMA = pa.schema(
         *((column, _TS) for column in _TIMES),
         ("user_id", pa.string()),
         ("batch_id", pa.string()),
+        ("position", pa.uint32()),
     ]
 )
 
@@ -179,6 +180,7 @@ def to_batch(body: RunsBody, key: str, user_id: str | None) -> RunsBatch:
     n = len(body.runs)
     columns["user_id"] = [user_id or ""] * n
     columns["batch_id"] = [key] * n
+    columns["position"] = list(range(n))
     arrays = [
         pa.array(columns[f.name], pa.int64()).cast(_TS)
         if f.type == _TS

@@ -9,28 +9,36 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sematic_metrics.errors import InvalidInputError, NotFoundError
+from sematic_metrics.rules import DEFAULT_FROM_TIME, DEFAULT_FROM_US, MAX_TIME, MIN_TIME, ROOT_FILTER
+from sematic_metrics.rules import US_PER_S as _US
 from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
-from sematic_metrics.service.points_body import MAX_TIME, MIN_TIME
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
 
 GROUP_BY_OPTIONS = ("run_id", "function_path", "root_id", "root_function_path")
 MAX_SERIES_POINTS = 300
-_US = 1_000_000
 Rollup = int | Literal["auto"] | None
+
+
+def _now_us() -> int:
+    return math.floor(time.time() * _US)
 
 
 @dataclass(frozen=True)
 class MetricsFilter:
-    """The label filter and half-open time window shared by reads and deletes."""
+    """The label filter and half-open time window shared by reads and deletes.
 
-    from_us: int = int(MIN_TIME) * _US
-    to_us: int = int(MAX_TIME) * _US
+    The defaults are the API's: from the Unix epoch (rules.DEFAULT_FROM_TIME)
+    to now, as a request without from_time and to_time.
+    """
+
+    from_us: int = DEFAULT_FROM_US
+    to_us: int = field(default_factory=_now_us)
     filters: dict[str, str] = field(default_factory=dict)
     root: int = -1
 
@@ -71,7 +79,7 @@ def parse_labels(raw: str | None) -> tuple[dict[str, str], int]:
     filters: dict[str, str] = {}
     root = -1
     for key, value in labels.items():
-        if key == "root":
+        if key == ROOT_FILTER:
             if not isinstance(value, bool):
                 raise InvalidInputError("labels.root: must be true or false")
             root = int(value)
@@ -87,7 +95,7 @@ def parse_labels(raw: str | None) -> tuple[dict[str, str], int]:
 def parse_filter(params: Mapping[str, str]) -> MetricsFilter:
     filters, root = parse_labels(params.get("labels"))
     return MetricsFilter(
-        from_us=_time_param(params.get("from_time"), "from_time", 0.0),
+        from_us=_time_param(params.get("from_time"), "from_time", DEFAULT_FROM_TIME),
         to_us=_time_param(params.get("to_time"), "to_time", time.time()),
         filters=filters,
         root=root,
@@ -144,8 +152,16 @@ def _timestamp(bucket_us: int) -> str:
 
 
 SeriesFn = Callable[[Store, str, MetricsFilter, list[str], Rollup], dict[str, Any]]
-# Names served from other tables (pipeline statistics) register here.
-SYSTEM_SERIES: dict[str, SeriesFn] = {}
+
+
+@dataclass(frozen=True)
+class SystemMetric:
+    """A metric computed from other tables (Sematic's system metrics from runs):
+    its series, and whether any of its points match a filter. The Service owns
+    the mapping of names to providers and passes it to the functions below."""
+
+    series: SeriesFn
+    has_points: Callable[[Store, MetricsFilter], bool]
 
 
 def metric_type_name(catalog: Catalog, name: str) -> str:
@@ -162,11 +178,12 @@ def series(
     flt: MetricsFilter,
     group_by: list[str],
     rollup: Rollup,
+    system: Mapping[str, SystemMetric],
 ) -> dict[str, Any]:
     """The ``content`` of ``GET /api/v1/metrics/{name}``."""
-    system = SYSTEM_SERIES.get(name)
-    if system is not None:
-        return system(store, name, flt, group_by, rollup)
+    provider = system.get(name)
+    if provider is not None:
+        return provider.series(store, name, flt, group_by, rollup)
     type_name = metric_type_name(catalog, name)
     return run_series(
         store, (q("series"), q("series_extents")), {"name": name}, type_name, name, flt, group_by, rollup
@@ -196,49 +213,58 @@ def run_series(
         **{f"by_{g}": g in group_by for g in GROUP_BY_OPTIONS},
         "width_us": 0,
     }
-    rows: list[tuple[Any, ...]] = []
+    rows: Mapping[str, Sequence[Any]] = {}
     if flt.from_us < flt.to_us:
         if rollup is None:
-            rows = store.query(values_sql, params)
+            rows = store.columns(values_sql, params)
         else:
-            extents = store.query(extents_sql, params)
+            extents = store.rows(extents_sql, params)
             if extents:
-                if rollup == "auto" and all(r[6] <= MAX_SERIES_POINTS for r in extents):
-                    width_us = 1
+                if rollup == "auto" and all(r["distinct_times"] <= MAX_SERIES_POINTS for r in extents):
+                    # Whole seconds (floor), as Sematic 0.41 answers on SQLite: its
+                    # dashboard labels x by second, so two points in one second collide.
+                    width_us = _US
                 else:
                     minimum = 1 if rollup == "auto" else int(rollup)
-                    width_us = bucket_width_s([(r[4], r[5]) for r in extents], minimum) * _US
-                rows = store.query(values_sql, {**params, "width_us": width_us})
-    positions = [GROUP_BY_OPTIONS.index(g) for g in group_by]
-    out: list[list[Any]] = []
-    for row in rows:
-        labels = [str(row[i]) for i in positions]
-        if rollup is not None:
-            labels.insert(0, _timestamp(int(row[4])))
-        out.append([row[5], labels])
+                    width_us = bucket_width_s([(r["first_us"], r["last_us"]) for r in extents], minimum) * _US
+                rows = store.columns(values_sql, {**params, "width_us": width_us})
+    # By columns: a series query returns up to 10k rows.
+    label_columns = [rows.get(f"g_{g}", ()) for g in group_by]
+    if rollup is not None:
+        label_columns.insert(0, [_timestamp(int(b)) for b in rows.get("bucket_us", ())])
+    values = rows.get("value", ())
+    out: list[list[Any]] = [
+        [value, [str(label) for label in labels]]
+        for value, *labels in zip(values, *label_columns, strict=True)
+    ]
     columns = (["timestamp"] if rollup is not None else []) + group_by
     return {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
 
 
-def names(store: Store, flt: MetricsFilter) -> list[str]:
-    found = [str(r[0]) for r in store.query(q("names_matching"), flt.params())]
-    for system_name, fn in SYSTEM_NAMES.items():
-        if fn(store, flt):
+def names(store: Store, flt: MetricsFilter, system: Mapping[str, SystemMetric]) -> list[str]:
+    found = [str(n) for n in store.columns(q("names_matching"), flt.params())["g_name"]]
+    for system_name, provider in system.items():
+        if provider.has_points(store, flt):
             found.append(system_name)
     return sorted(set(found))
 
 
-# Names served from other tables that exist for a filter register here.
-SYSTEM_NAMES: dict[str, Callable[[Store, MetricsFilter], bool]] = {}
-
-
-def delete(store: Store, catalog: Catalog, name: str, flt: MetricsFilter) -> int:
-    if name in SYSTEM_SERIES:
+def delete(
+    store: Store, catalog: Catalog, name: str, flt: MetricsFilter, system: Mapping[str, SystemMetric]
+) -> int:
+    if name in system:
         raise InvalidInputError(f"name: {name!r} is computed from runs and cannot be deleted")
     metric_type_name(catalog, name)
     params = {"name": name, **flt.params()}
-    rows = store.query(q("count_matching"), params)
-    matched = int(rows[0][0] or 0) if rows else 0
-    if matched:
-        store.command(q("delete_matching"), params)
+    # Count and delete under the store's write lock: no INSERT (or other
+    # statement) of this process runs between the two, so the count is what
+    # was deleted. Embedded, this process is the only writer (the data
+    # directory is locked to it). With a server, points that another process
+    # stores in the same window meanwhile may be deleted uncounted, and points
+    # a TTL expires meanwhile counted undeleted.
+    with store.writing():
+        rows = store.rows(q("count_matching"), params)
+        matched = int(rows[0]["points"] or 0) if rows else 0
+        if matched:
+            store.command(q("delete_matching"), params)
     return matched

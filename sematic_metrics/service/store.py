@@ -16,14 +16,19 @@ synchronous, so an acknowledged point has reached its shard.
 Analysts' SQL runs on separate clients created read-only (``readonly=1`` set
 once, when each client is made). With chDB every client owns its own session,
 so the shared reader and writer clients never see that setting.
+
+The service reads results by column name: ``rows`` gives one dict per row,
+``columns`` one sequence per column (the faster form for large results).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +46,7 @@ from sematic_metrics.errors import (
     StoreError,
     StoreLockedError,
 )
+from sematic_metrics.service import _repair
 from sematic_metrics.service.cluster import ClusterDDL
 from sematic_metrics.service.config import Settings
 
@@ -59,8 +65,18 @@ SQL_SETTINGS: dict[str, Any] = {
     "result_overflow_mode": "throw",
     "output_format_pretty_row_numbers": 0,
     "output_format_pretty_color": 0,
+    # Strings as Arrow/Parquet strings, not binary (Enum columns: see _enums_as_strings).
+    "output_format_arrow_string_as_string": 1,
+    "output_format_parquet_string_as_string": 1,
+    "output_format_arrow_low_cardinality_as_dictionary": 0,
+    # chDB turns implicit_select on: "SELEC 1" would then parse as a SELECT of
+    # a column named SELEC. Off, a statement must start with its keyword.
+    "implicit_select": 0,
     "readonly": 1,
 }
+# Formats whose Enum columns the engine writes as numbers (Arrow) or bytes (Parquet).
+_TYPED_FORMATS = frozenset({"Arrow", "ArrowStream", "Parquet"})
+_ENUM = re.compile(r"\bEnum(?:8|16)?\(")
 SQL_POOL_SIZE = 2
 _SQL_TIMEOUT_S = 150
 # ClickHouse error codes of a statement refused for lack of rights.
@@ -76,7 +92,8 @@ class Store:
         self._locked: Path | None = None
         self._writer: Any = None
         self._readers: queue.Queue[Any] = queue.Queue()
-        self._write_lock = threading.Lock()
+        # Reentrant: a caller may hold it across several statements (writing()).
+        self._write_lock = threading.RLock()
         self._clients: list[Any] = []
         self._sql_clients: queue.Queue[Any] = queue.Queue()
         self._sql_ready = False
@@ -137,19 +154,60 @@ class Store:
 
     # -- queries ----------------------------------------------------------
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        """Rows as tuples, for ad-hoc SQL (tests, benchmarks); the service reads
+        its named queries by column name with ``rows`` or ``columns``."""
         with self._reader() as client:
             try:
-                return list(client.query(sql, parameters=dict(params or {})).result_rows)
+                return list(self._read(client, sql, params).result_rows)
             except ClickHouseError as exc:
                 raise self._translate(exc) from exc
 
-    def query_columns(self, sql: str, params: Params | None = None) -> Sequence[Sequence[Any]]:
+    def rows(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        """The result as one dict per row, keyed by column name."""
+        names, columns = self._named(sql, params)
+        # From the columns: one transpose, no intermediate list of tuples.
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    def columns(self, sql: str, params: Params | None = None) -> dict[str, Sequence[Any]]:
+        """The result as column name -> values: the fast form for large results.
+
+        An empty result has every column, empty (chDB gives no names for it).
+        """
+        names, columns = self._named(sql, params)
+        if not names:
+            return collections.defaultdict(tuple)
+        return dict(zip(names, columns, strict=True))
+
+    def _named(self, sql: str, params: Params | None) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:
         with self._reader() as client:
             try:
-                result = client.query(sql, parameters=dict(params or {}))
-                return result.result_columns or [() for _ in result.column_names]
+                result = self._read(client, sql, params)
+                names = tuple(result.column_names)
+                return names, result.result_columns or [() for _ in names]
             except ClickHouseError as exc:
                 raise self._translate(exc) from exc
+
+    def _read(self, client: Any, sql: str, params: Params | None) -> Any:
+        """Run a read; when the embedded engine reports a part corrupted, set it
+        aside (see _repair, with the writer client under the write lock) and
+        run the read once more."""
+        try:
+            return client.query(sql, parameters=dict(params or {}))
+        except ClickHouseError as exc:
+            if not self.embedded:
+                raise
+            with self._write_lock:
+                repaired = _repair.set_aside(self._writer, exc)
+            if not repaired:
+                raise
+            return client.query(sql, parameters=dict(params or {}))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock across several statements: no INSERT or other
+        statement of this process's store runs until the block ends."""
+        with self._write_lock:
+            yield
 
     def command(self, sql: str, params: Params | None = None) -> Any:
         """Run a statement; with a cluster, in its cluster form (see _cluster)."""
@@ -170,7 +228,27 @@ class Store:
         """
         with self._sql_client() as client:
             try:
+                if fmt in _TYPED_FORMATS:
+                    text, params = _enums_as_strings(client, text, params)
                 return bytes(client.raw_query(text, parameters=dict(params) if params else None, fmt=fmt))
+            except OperationalError as exc:
+                raise self._translate(exc) from exc
+            except ClickHouseError as exc:
+                raise _refused(exc) from exc
+
+    def result_names(self, text: str, params: Params | None = None) -> list[str] | None:
+        """The column names a SELECT would return, without running it; None
+        when the statement is not a SELECT or the engine cannot analyse it."""
+        with self._sql_client() as client:
+            described = _describe(client, text, params)
+        return None if described is None else [name for name, _ in described]
+
+    def check_syntax(self, text: str) -> None:
+        """Parse a statement with the engine's parser, without running it:
+        InvalidInputError with the engine's syntax error when it does not parse."""
+        with self._sql_client() as client:
+            try:
+                client.query("SELECT formatQuery({statement:String})", parameters={"statement": text})
             except OperationalError as exc:
                 raise self._translate(exc) from exc
             except ClickHouseError as exc:
@@ -269,10 +347,81 @@ class Store:
         return StoreError(f"ClickHouse rejected the operation: {text[:500]}")
 
 
+def _enums_as_strings(client: Any, text: str, params: Params | None) -> tuple[str, Params | None]:
+    """The statement with its Enum result columns cast to strings.
+
+    No engine setting writes Enums as Arrow or Parquet strings (Arrow gets the
+    numbers, Parquet bytes). So the result's columns are read first with
+    DESCRIBE, which analyses the statement without running it, and when one
+    holds an Enum, the statement is wrapped in a SELECT that casts it: the
+    names, order and other columns stay as they were. Statements that cannot
+    be wrapped (SHOW, EXPLAIN ..., or one DESCRIBE refuses, e.g. with a
+    trailing ';' or a FORMAT clause) run as sent.
+    """
+    casts: dict[str, str] = {}
+    for name, type_name in _describe(client, text, params) or []:
+        if _ENUM.search(type_name):
+            casts.setdefault(name, _without_enums(type_name))
+    if not casts:
+        return text, params
+    bound = dict(params or {})
+    replaced = []
+    for i, (name, type_name) in enumerate(casts.items()):
+        # Column names come from the engine and are quoted as identifiers;
+        # the target types are bound values.
+        bound[f"__sematic_type_{i}"] = type_name
+        replaced.append(f"CAST({_quote(name)}, {{__sematic_type_{i}:String}}) AS {_quote(name)}")
+    return f"SELECT * REPLACE ({', '.join(replaced)}) FROM (\n{text}\n)", bound
+
+
+def _describe(client: Any, text: str, params: Params | None) -> list[tuple[str, str]] | None:
+    """(name, type) of a SELECT's result columns, from the engine's analysis
+    (nothing runs); None for other statements or one the engine refuses."""
+    head = text.lstrip().lstrip("(").lstrip()[:4].upper()
+    if head not in ("SELE", "WITH"):
+        return None
+    try:
+        # Newlines: a trailing line comment must not swallow the parenthesis.
+        described = client.query(f"DESCRIBE TABLE (\n{text}\n)", parameters=dict(params or {}))
+    except ClickHouseError:
+        return None
+    return [(str(row["name"]), str(row["type"])) for row in described.named_results()]
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _without_enums(type_name: str) -> str:
+    """A type name with every Enum8(...) / Enum16(...) replaced by String."""
+    out, i = [], 0
+    while match := _ENUM.search(type_name, i):
+        out.append(type_name[i : match.start()] + "String")
+        depth, j = 1, match.end()
+        while depth and j < len(type_name):
+            ch = type_name[j]
+            if ch == "'":
+                j += 1
+                while j < len(type_name) and type_name[j] != "'":
+                    j += 2 if type_name[j] == "\\" else 1
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            j += 1
+        i = j
+    out.append(type_name[i:])
+    return "".join(out)
+
+
 def _refused(exc: ClickHouseError) -> SematicMetricsError:
     text = str(exc).strip()
     lines = text.splitlines() or [type(exc).__name__]
-    first = next((line.strip() for line in lines if "Code:" in line), lines[0])[:1000]
+    first = next((line.strip() for line in lines if "Code:" in line), lines[0])
+    if "(SYNTAX_ERROR)" in first:
+        # The engine lists every token it would have accepted: keep where it failed.
+        first = first.split(". Expected one of:")[0].rstrip(".") + ". (SYNTAX_ERROR)"
+    first = first[:1000]
     if getattr(exc, "code", None) in _REFUSED_CODES or "(READONLY)" in text:
         return ForbiddenError(
             f"sql: the SQL endpoint is read-only and ClickHouse refused the statement ({first}). "

@@ -1,0 +1,96 @@
+-- Queries of the metrics endpoints, loaded by name. Every value is a bound
+-- {name:Type} parameter; {{label_filter}} is fragments/label_filter.sql.
+
+-- name: series
+SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
+       if({gauge:Bool}, avg_value, sum_value) AS value
+FROM metric_series(
+    name = {name:String}, by_name = false,
+    by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
+    by_root_id = {by_root_id:Bool}, by_root_function_path = {by_root_function_path:Bool},
+    width_us = {width_us:Int64}, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
+ORDER BY bucket_us, g_run_id, g_function_path, g_root_id, g_root_function_path;
+
+-- name: series_extents
+SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, first_us, last_us, distinct_times
+FROM metric_series(
+    name = {name:String}, by_name = false,
+    by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
+    by_root_id = {by_root_id:Bool}, by_root_function_path = {by_root_function_path:Bool},
+    width_us = 0, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8});
+
+-- name: names_matching
+SELECT g_name
+FROM metric_series(
+    name = '', by_name = true,
+    by_run_id = false, by_function_path = false, by_root_id = false, by_root_function_path = false,
+    width_us = 0, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
+ORDER BY g_name;
+
+-- name: catalog
+SELECT name, metric_type FROM metric_catalog GROUP BY name, metric_type;
+
+-- name: catalog_for_names
+SELECT name, metric_type FROM metric_catalog
+WHERE name IN {names:Array(String)}
+GROUP BY name, metric_type;
+
+-- name: first_stored_types
+-- The type of each name's first stored point (by insertion second, then by
+-- metric_time): the type that wins when two were stored (see catalog.py).
+SELECT name, argMin(metric_type, (inserted_at, metric_time)) AS metric_type
+FROM metric_points
+WHERE name IN {names:Array(String)}
+GROUP BY name;
+
+-- name: known_batches
+SELECT batch_id, max(points) AS points FROM ingest_batches
+WHERE batch_id IN {batch_ids:Array(String)}
+GROUP BY batch_id;
+
+-- name: stored_batches
+SELECT batch_id, count() AS points FROM metric_points
+WHERE batch_id IN {batch_ids:Array(String)}
+GROUP BY batch_id;
+
+-- name: repair_batches
+INSERT INTO ingest_batches (batch_id, points, inserted_at)
+SELECT batch_id, count(), max(inserted_at) FROM metric_points
+WHERE batch_id IN {batch_ids:Array(String)}
+GROUP BY batch_id;
+
+-- name: reconcile_batches
+INSERT INTO ingest_batches (batch_id, points, inserted_at)
+SELECT batch_id, count(), max(inserted_at) FROM metric_points
+WHERE batch_id != '' AND inserted_at >= now() - toIntervalHour({hours:UInt32})
+  AND batch_id NOT IN (
+      SELECT batch_id FROM ingest_batches
+      WHERE inserted_at >= now() - toIntervalHour({hours:UInt32} + 1))
+GROUP BY batch_id;
+
+-- name: delete_batches
+DELETE FROM metric_points WHERE batch_id IN {batch_ids:Array(String)};
+
+-- name: count_matching
+SELECT sum(points) AS points
+FROM metric_series(
+    name = {name:String}, by_name = false,
+    by_run_id = false, by_function_path = false, by_root_id = false, by_root_function_path = false,
+    width_us = 0, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8});
+
+-- name: delete_matching
+DELETE FROM metric_points
+WHERE name = {name:String}
+  AND metric_time >= fromUnixTimestamp64Micro({from_us:Int64}, 'UTC')
+  AND metric_time < fromUnixTimestamp64Micro({to_us:Int64}, 'UTC')
+  AND {{label_filter}};
+
+-- name: set_ttl
+ALTER TABLE metric_points MODIFY TTL toDateTime(metric_time) + toIntervalDay({days:UInt32});
+
+-- name: remove_ttl
+ALTER TABLE metric_points REMOVE TTL;

@@ -1,0 +1,139 @@
+-- Queries of the series engine (sematic_metrics/service/series_engine.py).
+-- Every value is a bound {name:Type} parameter; {{label_filter}} is
+-- fragments/label_filter.sql.
+--
+-- x is the metric time in microseconds (axis 0) or the step (axis 1). A
+-- bucket of width W starts at a multiple of W; {single:Bool} makes the whole
+-- range [from_x, to_x) one bucket (extents).
+--
+-- series_buckets reads each bucket from whole tier rows that lie inside it,
+-- the coarsest first, and finer rows only at its edges. The levels are three
+-- tier slots (a, b, c: the tiers of the axis, finest first) and the raw
+-- points. A tier row of level k is read when it lies inside one bucket and
+-- inside the range, and, unless k is the top level read, when its parent
+-- bucket (level k + 1) straddles a bucket edge: the parents that do are
+-- listed by the caller (set_a, set_b, set_raw: parent indexes
+-- intDiv(x + offset, parent width), which the primary key can use). So every
+-- point is counted once, at the coarsest level whose bucket holding it lies
+-- inside one answer bucket.
+
+-- name: series_buckets
+SELECT
+    g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x,
+    sum(points)                                   AS points,
+    sum(finite)                                   AS finite,
+    sumKahanMerge(total)                          AS total,
+    min(low)                                      AS low,
+    max(high)                                     AS high,
+    argMin(fv, fk)                                AS first_value,
+    argMax(lv, lk)                                AS last_value,
+    min(min_x)                                    AS min_x,
+    max(max_x)                                    AS max_x,
+    -- The answer's columns: null where the bucket has no finite value.
+    cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
+    bucket_x / 1e6                                AS x_seconds,
+    if(finite > 0, if({gauge:Bool}, total / finite, total), NULL) AS v_value,
+    if(finite > 0, low, NULL)                     AS v_min,
+    if(finite > 0, high, NULL)                    AS v_max,
+    if(finite > 0, first_value, NULL)             AS v_first,
+    if(finite > 0, last_value, NULL)              AS v_last
+FROM
+(
+    {{series_tier_rows}}
+    UNION ALL
+    {{series_raw_rows}}
+)
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
+ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
+
+-- name: series_buckets_tiers
+-- series_buckets when no raw point is needed (reading none costs a scan).
+SELECT
+    g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x,
+    sum(points)                                   AS points,
+    sum(finite)                                   AS finite,
+    sumKahanMerge(total)                          AS total,
+    min(low)                                      AS low,
+    max(high)                                     AS high,
+    argMin(fv, fk)                                AS first_value,
+    argMax(lv, lk)                                AS last_value,
+    min(min_x)                                    AS min_x,
+    max(max_x)                                    AS max_x,
+    -- The answer's columns: null where the bucket has no finite value.
+    cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
+    bucket_x / 1e6                                AS x_seconds,
+    if(finite > 0, if({gauge:Bool}, total / finite, total), NULL) AS v_value,
+    if(finite > 0, low, NULL)                     AS v_min,
+    if(finite > 0, high, NULL)                    AS v_max,
+    if(finite > 0, first_value, NULL)             AS v_first,
+    if(finite > 0, last_value, NULL)              AS v_last
+FROM
+(
+    {{series_tier_rows}}
+)
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
+ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
+
+-- name: series_buckets_raw
+-- series_buckets from the raw points only (no tier fits the width, or one
+-- entry per distinct x): one aggregation, no partial states.
+SELECT
+    if({by_run_id:Bool}, run_id, '')                         AS g_run_id,
+    if({by_function_path:Bool}, function_path, '')           AS g_function_path,
+    if({by_root_id:Bool}, root_id, '')                       AS g_root_id,
+    if({by_root_function_path:Bool}, root_function_path, '') AS g_root_function_path,
+    if({single:Bool}, {from_x:Int64}, x - positiveModulo(x, {width:Int64})) AS bucket_x,
+    count()                                       AS points,
+    countIf(fin)                                  AS finite,
+    sumKahanIf(value, fin)                        AS total,
+    minIf(value, fin)                             AS low,
+    maxIf(value, fin)                             AS high,
+    argMin(value, if(fin, {{series_order_key}}, toUInt256(-1))) AS first_value,
+    argMax(value, if(fin, {{series_order_key}}, toUInt256(0)))  AS last_value,
+    min(x)                                        AS min_x,
+    max(x)                                        AS max_x,
+    cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
+    bucket_x / 1e6                                AS x_seconds,
+    if(finite > 0, if({gauge:Bool}, total / finite, total), NULL) AS v_value,
+    if(finite > 0, low, NULL)                     AS v_min,
+    if(finite > 0, high, NULL)                    AS v_max,
+    if(finite > 0, first_value, NULL)             AS v_first,
+    if(finite > 0, last_value, NULL)              AS v_last
+FROM {{series_raw_source}}
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
+ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
+
+-- name: series_distinct
+-- Distinct x values per series in [from_x, to_x): whether a series can be
+-- answered with its raw points (the engine asks only for small series).
+SELECT
+    if({by_run_id:Bool}, run_id, '')                         AS g_run_id,
+    if({by_function_path:Bool}, function_path, '')           AS g_function_path,
+    if({by_root_id:Bool}, root_id, '')                       AS g_root_id,
+    if({by_root_function_path:Bool}, root_function_path, '') AS g_root_function_path,
+    uniqExact(if({axis:Int8} = 0, toUnixTimestamp64Micro(metric_time), assumeNotNull(step))) AS distinct_x
+FROM metric_points
+WHERE name = {name:String}
+  AND ({axis:Int8} = 1 OR (metric_time >= fromUnixTimestamp64Micro({from_x:Int64}, 'UTC')
+                           AND metric_time < fromUnixTimestamp64Micro({to_x:Int64}, 'UTC')))
+  AND ({axis:Int8} = 0 OR (step IS NOT NULL AND assumeNotNull(step) >= {from_x:Int64}
+                           AND assumeNotNull(step) < {to_x:Int64}))
+  AND {{label_filter}}
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
+
+-- name: series_points
+-- Every raw point of the matching series in [from_x, to_x), for the export.
+SELECT
+    if({axis:Int8} = 0, toUnixTimestamp64Micro(metric_time), assumeNotNull(step)) AS x,
+    toUnixTimestamp64Micro(metric_time) AS metric_time_us,
+    step,
+    value,
+    run_id, function_path, root_id, root_function_path
+FROM metric_points
+WHERE name = {name:String}
+  AND ({axis:Int8} = 1 OR (metric_time >= fromUnixTimestamp64Micro({from_x:Int64}, 'UTC')
+                           AND metric_time < fromUnixTimestamp64Micro({to_x:Int64}, 'UTC')))
+  AND ({axis:Int8} = 0 OR (step IS NOT NULL AND assumeNotNull(step) >= {from_x:Int64}
+                           AND assumeNotNull(step) < {to_x:Int64}))
+  AND {{label_filter}}
+ORDER BY x, metric_time_us, run_id, function_path, root_id, root_function_path, value;

@@ -1,0 +1,37 @@
+-- Queries of the live stream (sematic_metrics/stream.py). Every value is a
+-- bound {name:Type} parameter.
+
+-- name: stream_extents
+-- Per metric of one run: time extent and up to 301 distinct times, from
+-- which the stream derives the bucket width rollup=auto would use.
+SELECT name,
+       toUnixTimestamp64Micro(min(metric_time)) AS first_us,
+       toUnixTimestamp64Micro(max(metric_time)) AS last_us,
+       arrayMap(t -> toUnixTimestamp64Micro(t), groupUniqArray(301)(metric_time)) AS times
+FROM metric_points
+WHERE run_id = {run_id:String}
+  AND metric_time >= fromUnixTimestamp64Micro(toInt64(0), 'UTC')
+GROUP BY name;
+
+-- name: stream_buckets
+-- Full aggregates of the buckets of one run touched by new points: each
+-- metric has its own bucket width and half-open window (parallel arrays).
+-- The value is the average for gauges and the sum for counts, NaN and
+-- infinities skipped, as in the metric_series view.
+WITH indexOf({names:Array(String)}, name) AS i,
+     {widths_us:Array(Int64)}[i] AS width_us,
+     toUnixTimestamp64Micro(metric_time) AS t_us
+SELECT name,
+       t_us - positiveModulo(t_us, width_us) AS bucket_us,
+       any(metric_type) = 'GAUGE' AS gauge,
+       sumKahanIf(value, isFinite(value)) / countIf(isFinite(value)) AS avg_value,
+       sumKahanIf(value, isFinite(value)) AS sum_value
+FROM metric_points
+WHERE name IN {names:Array(String)}
+  AND run_id = {run_id:String}
+  AND metric_time >= fromUnixTimestamp64Micro({lo_us:Int64}, 'UTC')
+  AND metric_time < fromUnixTimestamp64Micro({hi_us:Int64}, 'UTC')
+  AND t_us >= {from_us:Array(Int64)}[i]
+  AND t_us < {to_us:Array(Int64)}[i]
+GROUP BY name, bucket_us
+ORDER BY name, bucket_us;

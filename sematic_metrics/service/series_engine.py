@@ -1,0 +1,277 @@
+"""The series engine: a metric as buckets (value, min, max, first, last,
+count) per series, on the time or the step axis, read from the rollup tiers.
+
+A read takes three steps, all aggregation in ClickHouse
+(schema/queries/series_engine.sql):
+
+1. extents: per series its point count and x extent inside the range, from
+   the coarsest tier rows that fit the range and finer rows at its ends;
+2. the width: raw points (width 0) when every series has at most ``buckets``
+   distinct x values, else the smallest offered width keeping every series
+   within ``buckets`` (``_tiers.choose_width``);
+3. the buckets, each made of whole tier rows inside it, coarsest first, with
+   finer rows and raw points only at its edges (``_tiers.plan``).
+
+Every answer equals the one computed from the raw points: counts, min, max,
+first and last exactly, sums and averages up to rounding (compensated sums).
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sematic_metrics.errors import InvalidInputError, NotFoundError
+from sematic_metrics.rules import TYPE_NAMES
+from sematic_metrics.service import _tiers
+from sematic_metrics.service._tiers import Axis
+from sematic_metrics.service.catalog import Catalog
+from sematic_metrics.service.sqlfiles import q
+from sematic_metrics.service.store import Store
+
+GROUP_BY_OPTIONS = ("run_id", "function_path", "root_id", "root_function_path")
+DEFAULT_BUCKETS = 1000
+MAX_BUCKETS = 10_000
+# A series with more points than this many times ``buckets`` is bucketed
+# without counting its distinct x values (a scan of every point).
+DISTINCT_CHECK_FACTOR = 64
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    """What to read: one metric, a label filter, a grouping, an axis and range."""
+
+    name: str
+    filters: dict[str, str] = field(default_factory=dict)
+    root: int = -1
+    group_by: tuple[str, ...] = ()
+    axis: Axis = "time"
+    from_x: int | None = None
+    to_x: int | None = None
+    buckets: int = DEFAULT_BUCKETS
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "filter_keys": list(self.filters),
+            "filter_values": list(self.filters.values()),
+            "root": self.root,
+            **{f"by_{g}": g in self.group_by for g in GROUP_BY_OPTIONS},
+        }
+
+
+class Series(msgspec.Struct):
+    """One series of an answer: parallel arrays in x order."""
+
+    group: dict[str, str]
+    x: list[float] = msgspec.field(default_factory=list)
+    value: list[float | None] = msgspec.field(default_factory=list)
+    min: list[float | None] = msgspec.field(default_factory=list)
+    max: list[float | None] = msgspec.field(default_factory=list)
+    first: list[float | None] = msgspec.field(default_factory=list)
+    last: list[float | None] = msgspec.field(default_factory=list)
+    count: list[int] = msgspec.field(default_factory=list)
+
+
+class SeriesContent(msgspec.Struct):
+    """The ``content`` of ``GET /api/v1/series``: ``width`` 0 means raw points."""
+
+    metric_name: str
+    metric_type: str
+    x: str
+    width: float
+    series: list[Series]
+
+
+def _key(row: Mapping[str, Any], group_by: Sequence[str]) -> tuple[str, ...]:
+    return tuple(str(row[f"g_{g}"]) for g in group_by)
+
+
+def extents(store: Store, query: SeriesQuery, lo: int, hi: int) -> dict[tuple[str, ...], dict[str, int]]:
+    """Per series: points, min_x, max_x inside [lo, hi)."""
+    plan = _tiers.plan(query.axis, hi - lo, lo, hi, single=True, raw_only=not _tiers.ready(store))
+    rows = store.rows(q(plan.query), {**query.params(), **plan.params(), "gauge": False})
+    return {
+        _key(row, query.group_by): {
+            "points": int(row["points"]),
+            "min_x": int(row["min_x"]),
+            "max_x": int(row["max_x"]),
+        }
+        for row in rows
+        if int(row["points"]) > 0
+    }
+
+
+def _raw_fits(store: Store, query: SeriesQuery, found: Mapping[tuple[str, ...], Mapping[str, int]]) -> bool:
+    """Whether every series has at most ``buckets`` distinct x values."""
+    big = [e for e in found.values() if e["points"] > query.buckets]
+    if not big:
+        return True
+    if any(e["points"] > DISTINCT_CHECK_FACTOR * query.buckets for e in big):
+        return False
+    lo = min(e["min_x"] for e in found.values())
+    hi = max(e["max_x"] for e in found.values()) + 1
+    rows = store.rows(
+        q("series_distinct"),
+        {**query.params(), "axis": _tiers.AXIS_CODES[query.axis], "from_x": lo, "to_x": hi},
+    )
+    return all(int(row["distinct_x"]) <= query.buckets for row in rows)
+
+
+def read(store: Store, catalog: Catalog, query: SeriesQuery) -> SeriesContent:
+    """The answer of ``GET /api/v1/series`` for ``query``."""
+    code = catalog.type_of(query.name)
+    if code is None:
+        raise NotFoundError(
+            f"name: metric {query.name!r} not found: no point was ever stored under that name"
+        )
+    type_name = TYPE_NAMES[code]
+    lo_limit, hi_limit = _tiers.X_RANGE[query.axis]
+    lo = lo_limit if query.from_x is None else max(query.from_x, lo_limit)
+    hi = hi_limit if query.to_x is None else min(query.to_x, hi_limit)
+    empty = SeriesContent(query.name, type_name, query.axis, 0, [])
+    if lo >= hi:
+        return empty
+    found = extents(store, query, lo, hi)
+    if not found:
+        return empty
+    from_x = lo if query.from_x is not None else min(e["min_x"] for e in found.values())
+    to_x = hi if query.to_x is not None else max(e["max_x"] for e in found.values()) + 1
+    spans = [(e["min_x"], e["max_x"]) for e in found.values()]
+    if _raw_fits(store, query, found):
+        series = buckets_at(store, query, type_name == "GAUGE", 0, from_x, to_x, spans)
+        return SeriesContent(query.name, type_name, query.axis, 0, series)
+    width = _tiers.choose_width(query.axis, spans, query.buckets)
+    series = buckets_at(store, query, type_name == "GAUGE", width, from_x, to_x, spans)
+    shown: float | int = width / _US if query.axis == "time" else width
+    return SeriesContent(query.name, type_name, query.axis, shown, series)
+
+
+def buckets_at(
+    store: Store,
+    query: SeriesQuery,
+    gauge: bool,
+    width: int,
+    from_x: int,
+    to_x: int,
+    spans: Sequence[tuple[int, int]],
+) -> list[Series]:
+    """The series of ``query`` as buckets of ``width`` x units (any width;
+    0 for one entry per distinct x) over [from_x, to_x). ``spans`` are the
+    series' (first x, last x): edges outside them are not planned."""
+    if width:
+        # Until the backfill is done the tiers lack older points: read the raw ones.
+        plan = _tiers.plan(query.axis, width, from_x, to_x, spans, raw_only=not _tiers.ready(store))
+    else:
+        plan = _tiers.plan(query.axis, 1, from_x, to_x, raw_only=True)
+    columns = store.columns(q(plan.query), {**query.params(), **plan.params(), "gauge": gauge})
+    series = _shape(columns, query)
+    series.sort(key=lambda s: tuple(s.group[g] for g in query.group_by))
+    return series
+
+
+def _shape(columns: Mapping[str, Sequence[Any]], query: SeriesQuery) -> list[Series]:
+    """Rows ordered by group, then bucket, as one Series per group (list slices:
+    no work per value)."""
+    hashes = columns.get("g_hash", ())
+    if not hashes:
+        return []
+    ends = [i for i in range(1, len(hashes)) if hashes[i] != hashes[i - 1]]
+    ends.append(len(hashes))
+    xs = columns["x_seconds"] if query.axis == "time" else columns["bucket_x"]
+    groups = [columns[f"g_{g}"] for g in query.group_by]
+    out: list[Series] = []
+    start = 0
+    for end in ends:
+        out.append(
+            Series(
+                group={g: str(values[start]) for g, values in zip(query.group_by, groups, strict=True)},
+                x=list(xs[start:end]),
+                value=list(columns["v_value"][start:end]),
+                min=list(columns["v_min"][start:end]),
+                max=list(columns["v_max"][start:end]),
+                first=list(columns["v_first"][start:end]),
+                last=list(columns["v_last"][start:end]),
+                count=list(columns["points"][start:end]),
+            )
+        )
+        start = end
+    return out
+
+
+def time_param(raw: str, name: str) -> int:
+    """Epoch seconds as written (microsecond precision) as microseconds, floored."""
+    try:
+        value = decimal.Decimal(raw.strip())
+    except decimal.InvalidOperation:
+        raise InvalidInputError(f"{name}: {raw[:40]!r} is not a number of epoch seconds") from None
+    if not value.is_finite():
+        raise InvalidInputError(f"{name}: {raw[:40]!r} is not a finite time")
+    lo, hi = _tiers.X_RANGE["time"]
+    return min(max(math.floor(value * _US), lo), hi)
+
+
+def step_param(raw: str, name: str) -> int:
+    """A step: an integer."""
+    text = raw.strip()
+    if not text.lstrip("-").isdigit() or len(text) > 20:
+        raise InvalidInputError(f"{name}: {raw[:40]!r} is not an integer step")
+    lo, hi = _tiers.X_RANGE["step"]
+    return min(max(int(text), lo), hi)
+
+
+def sematic_series(
+    store: Store,
+    name: str,
+    type_name: str,
+    window: tuple[int, int],
+    filters: dict[str, str],
+    root: int,
+    group_by: Sequence[str],
+    rollup: int | str,
+    width_s: Callable[[list[tuple[int, int]], int], int],
+    max_points: int,
+) -> dict[str, Any]:
+    """Sematic's ``GET /api/v1/metrics/{name}`` with a rollup, from the tiers.
+
+    The same answer as the metric_series view gives: ``auto`` is whole
+    seconds when every series has at most ``max_points`` distinct times,
+    else (and for an integer rollup) the width ``width_s`` picks from the
+    series' extents; the value is the average (gauge) or sum (count) of the
+    finite values, rows ordered by bucket, then group.
+    """
+    from_us, to_us = window
+    query = SeriesQuery(name, filters, root, tuple(group_by), "time", from_us, to_us, max_points)
+    out: list[list[Any]] = []
+    columns = ["timestamp", *group_by]
+    content = {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
+    if from_us >= to_us:
+        return content
+    found = extents(store, query, from_us, to_us)
+    if not found:
+        return content
+    spans = [(e["min_x"], e["max_x"]) for e in found.values()]
+    if rollup == "auto" and _raw_fits(store, query, found):
+        width = _US
+    else:
+        width = width_s(spans, 1 if rollup == "auto" else int(rollup)) * _US
+    gauge = type_name == "GAUGE"
+    rows: list[tuple[int, tuple[str, ...], tuple[str, ...], float | None]] = []
+    for series in buckets_at(store, query, gauge, width, from_us, to_us, spans):
+        labels = tuple(series.group[g] for g in group_by)
+        order = tuple(series.group.get(g, "") for g in GROUP_BY_OPTIONS)
+        for x, value in zip(series.x, series.value, strict=True):
+            # No finite value: NaN (null) for a gauge, an empty sum for a count.
+            shown = value if value is not None else (math.nan if gauge else 0.0)
+            rows.append((round(x * _US), order, labels, shown))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    for bucket, _order, labels, value in rows:
+        stamp = str(bucket // _US) if bucket % _US == 0 else repr(bucket / _US)
+        out.append([value, [stamp, *labels]])
+    return content
