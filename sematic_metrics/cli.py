@@ -65,6 +65,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sematic_metrics.service import _tiers
     from sematic_metrics.service.migrate import changes, migrate, render_script
     from sematic_metrics.service.store import Store
 
@@ -88,7 +89,10 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{len(found)} differences from the schema files" if found else "schema matches the files")
             return 1 if found and args.check else 0
         ran = migrate(store)
+        backfilled = _tiers.backfill(store)
     print("\n".join(ran) if ran else "schema is up to date")
+    if backfilled:
+        print(f"rollup tiers: {backfilled} points aggregated from metric_points")
     return 0
 
 

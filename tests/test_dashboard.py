@@ -213,7 +213,7 @@ def test_pipeline_figures_match_the_api(client: httpx.Client, live: Any, page: P
     page.wait_for_selector("#runs tbody tr")
     runs = client.get("/api/v1/pipelines/tests.pipeline_a/runs").json()["content"]
     listed = page.eval_on_selector_all(
-        "#runs tbody tr", "rows => rows.map(r => [r.dataset.run, r.querySelector('.state').textContent])"
+        "#runs tbody tr", "rows => rows.map(r => [r.dataset.run, r.querySelector('.state').dataset.state])"
     )
     assert listed == [[r["id"], r["future_state"]] for r in runs]
     assert listed[0] == ["a-now", "SCHEDULED"]
@@ -251,23 +251,18 @@ def test_point_posted_while_run_page_is_open_is_painted(client: httpx.Client, li
     page.on("request", lambda r: series_requests.append(r.url) if "/api/v1/metrics" in r.url else None)
 
     t_new = float(base + 120)
-    ack = post_points(client, run_labels("live1", pipeline), ["loss"], [0.125], [t_new])
+    post_points(client, run_labels("live1", pipeline), ["loss"], [0.125], [t_new])
     page.wait_for_function(
         "x => document.querySelector('.chart-card[data-metric=\"loss\"]').dataset.lastX === x",
         arg=str(int(t_new)),
     )
-    painted = int(page.get_attribute('.chart-card[data-metric="loss"]', "data-painted-at") or 0) / 1000
-    latency = painted - ack
-    print(f"\nack -> painted chart latency: {latency * 1000:.0f} ms")
     assert page.get_attribute('.chart-card[data-metric="loss"]', "data-last-y") == "0.125"
-    # The figure is reported, not asserted: this machine is shared and timing is noisy.
-    assert latency >= 0
 
     # An updated bucket carries its full aggregate: a second count at an existing time sums.
     post_points(client, run_labels("live1", pipeline), ["examples"], [10.0], [times[10]], [0])
     page.wait_for_function(
-        """x => { const c = document.querySelector('.chart-card[data-metric="examples"]').chart;
-                  return c.ys[c.xs.indexOf(x)] === 42; }""",
+        """x => { const line = document.querySelector('.chart-card[data-metric="examples"]').chart.lines[0];
+                  return line.value[line.x.indexOf(x)] === 42; }""",
         arg=times[10],
     )
     assert series_requests == [], "live updates must not refetch whole series"
@@ -277,22 +272,25 @@ def test_point_posted_while_run_page_is_open_is_painted(client: httpx.Client, li
     box = page.locator(f"{loss} .u-over").bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
-    assert page.inner_text(f"{loss} .u-legend .u-series:nth-child(2) .u-value") not in ("", "--")
+    assert page.inner_text(f"{loss} .tooltip td.num >> nth=0") not in ("", "—")
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=5)
     page.mouse.up()
     zoom = f"document.querySelector('{loss}').chart.plot.scales.x"
     zoomed = page.evaluate(f"[{zoom}.min, {zoom}.max]")
     assert times[0] < zoomed[0] < zoomed[1] < t_new
-    post_points(client, run_labels("live1", pipeline), ["loss"], [0.25], [t_new + 2])
-    page.wait_for_function(f"document.querySelector('{loss}').dataset.lastX === '{int(t_new) + 2}'")
+    inside = float(int((zoomed[0] + zoomed[1]) / 2))  # a zoomed chart holds its range: a point in it
+    post_points(client, run_labels("live1", pipeline), ["loss"], [0.25], [inside])
+    page.wait_for_function(f"document.querySelector('{loss}').chart.lines[0].x.includes({inside})")
     assert page.evaluate(f"[{zoom}.min, {zoom}.max]") == zoomed
     page.dblclick(f"{loss} .u-over")
-    page.wait_for_function(f"{zoom}.max >= {t_new + 2}")
+    page.wait_for_function(f"{zoom}.max >= {t_new}")
 
     # EMA smoothing adds a smoothed series; the log scale switches the y distribution.
     page.fill(".toolbar input[type=range]", "0.6")
-    page.wait_for_function(f"document.querySelector('{loss}').chart.plot.series.length === 3")
+    page.wait_for_function(
+        f"document.querySelector('{loss}').chart.plot.series.some((s) => s.label.endsWith(' raw'))"
+    )
     page.check(".toolbar input[type=checkbox]")
     page.wait_for_function(f"document.querySelector('{loss}').chart.plot.scales.y.distr === 3")
 

@@ -376,6 +376,7 @@ def test_live_point_reaches_open_chart_as_a_fresh_load_would(
     page.wait_for_function("() => document.querySelector('#live').classList.contains('on')")
     last = chart_eval(page, metric, "c.lines[0].x.at(-1)")
     value, t, step = new
+    asked_before = len(watched.series)
     with live.client() as client:
         pipeline = PIPELINE if which == "train" else EDGES
         body = compact(labels(run, pipeline), [metric], [value], [t], [GAUGE], [step])
@@ -387,6 +388,10 @@ def test_live_point_reaches_open_chart_as_a_fresh_load_would(
         }""",
         arg=[metric, last, value],
     )
+    reloads = [r for r in watched.series[asked_before:] if r["name"] == metric]
+    if which == "edges":
+        # Raw points on the time axis, as the stream sends them: merged, not fetched again.
+        assert reloads == []
     # The chart holds what a fresh load of the same request answers: every statistic.
     asked = [r for r in watched.series if r["name"] == metric][-1]
     with live.client() as client:

@@ -34,7 +34,7 @@ from sematic_metrics.service.migrate import migrate
 from sematic_metrics.service.points_body import SCHEMA
 from sematic_metrics.service.sqlfiles import q, schema_dir
 from sematic_metrics.service.store import Store
-from tests._support import SOAK
+from tests._support import SOAK, wait_until
 
 T0_US = 1_700_000_000 * 1_000_000
 DAY_US = 1_699_920_000 * 1_000_000  # a whole day since the epoch
@@ -477,18 +477,19 @@ def test_the_retention_ttl_applies_to_the_tiers(store: Store, catalog: Catalog) 
     insert(store, "loss", old + recent)
     _tiers.apply_ttl(store, 30)
     _tiers.apply_ttl(store, 30)  # unchanged: nothing to do
-    store.command("OPTIMIZE TABLE metric_tiers FINAL")
-    left = store.rows(
-        "SELECT axis, width, sum(points) AS points FROM metric_tiers GROUP BY ALL ORDER BY axis, width"
-    )
     # A row expires with its newest point: the step rows holding both old and
     # recent points (widths 10^4 and 10^6) stay until the recent ones expire.
-    assert [(str(r["axis"]), int(r["points"])) for r in left] == [
-        *[("time", 100)] * 3,
-        ("step", 100),
-        ("step", 200),
-        ("step", 200),
-    ]
+    expected = [*[("time", 100)] * 3, ("step", 100), ("step", 200), ("step", 200)]
+
+    def left() -> list[tuple[str, int]]:
+        store.command("OPTIMIZE TABLE metric_tiers FINAL")  # applies the TTL (after its ALTER's mutation)
+        rows = store.rows(
+            "SELECT axis, width, sum(points) AS points FROM metric_tiers GROUP BY ALL ORDER BY axis, width"
+        )
+        return [(str(r["axis"]), int(r["points"])) for r in rows]
+
+    wait_until(lambda: left() == expected, what="expired tier rows removed")
+    assert left() == expected
     ddl = store.rows("SELECT create_table_query FROM system.tables WHERE name = 'metric_tiers'")
     assert "TTL" in str(ddl[0]["create_table_query"]).split("SETTINGS")[0]
     _tiers.apply_ttl(store, None)

@@ -155,6 +155,11 @@ def test_ready_first_then_buckets_of_the_subscribed_run_only(client: httpx.Clien
         "width_s": 0,
         "reset": False,
         "points": [[T0 + 1, 4.0]],
+        "min": [4.0],
+        "max": [4.0],
+        "first": [4.0],
+        "last": [4.0],
+        "count": [1],
     }
 
 

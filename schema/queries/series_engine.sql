@@ -32,7 +32,10 @@ SELECT
     -- The answer's columns: null where the bucket has no finite value.
     cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
     bucket_x / 1e6                                AS x_seconds,
-    if(finite > 0, if({gauge:Bool}, total / finite, total), NULL) AS v_value,
+    -- All finite values equal: the average is that value and the sum one
+    -- product, exactly (merged partial sums may be an ulp away).
+    if(finite > 0, if(low = high, if({gauge:Bool}, low, low * finite),
+                      if({gauge:Bool}, total / finite, total)), NULL) AS v_value,
     if(finite > 0, low, NULL)                     AS v_min,
     if(finite > 0, high, NULL)                    AS v_max,
     if(finite > 0, first_value, NULL)             AS v_first,
@@ -62,7 +65,10 @@ SELECT
     -- The answer's columns: null where the bucket has no finite value.
     cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
     bucket_x / 1e6                                AS x_seconds,
-    if(finite > 0, if({gauge:Bool}, total / finite, total), NULL) AS v_value,
+    -- All finite values equal: the average is that value and the sum one
+    -- product, exactly (merged partial sums may be an ulp away).
+    if(finite > 0, if(low = high, if({gauge:Bool}, low, low * finite),
+                      if({gauge:Bool}, total / finite, total)), NULL) AS v_value,
     if(finite > 0, low, NULL)                     AS v_min,
     if(finite > 0, high, NULL)                    AS v_max,
     if(finite > 0, first_value, NULL)             AS v_first,
@@ -94,7 +100,10 @@ SELECT
     max(x)                                        AS max_x,
     cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
     bucket_x / 1e6                                AS x_seconds,
-    if(finite > 0, if({gauge:Bool}, total / finite, total), NULL) AS v_value,
+    -- All finite values equal: the average is that value and the sum one
+    -- product, exactly (merged partial sums may be an ulp away).
+    if(finite > 0, if(low = high, if({gauge:Bool}, low, low * finite),
+                      if({gauge:Bool}, total / finite, total)), NULL) AS v_value,
     if(finite > 0, low, NULL)                     AS v_min,
     if(finite > 0, high, NULL)                    AS v_max,
     if(finite > 0, first_value, NULL)             AS v_first,

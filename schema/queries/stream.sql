@@ -17,7 +17,9 @@ GROUP BY name;
 -- Full aggregates of the buckets of one run touched by new points: each
 -- metric has its own bucket width and half-open window (parallel arrays).
 -- The value is the average for gauges and the sum for counts, NaN and
--- infinities skipped, as in the metric_series view.
+-- infinities skipped, as in the metric_series view; min, max, first and last
+-- are over finite values (NULL without one; first and last by time, then
+-- value, as GET /api/v1/series orders them), the count over every point.
 WITH indexOf({names:Array(String)}, name) AS i,
      {widths_us:Array(Int64)}[i] AS width_us,
      toUnixTimestamp64Micro(metric_time) AS t_us
@@ -25,7 +27,13 @@ SELECT name,
        t_us - positiveModulo(t_us, width_us) AS bucket_us,
        any(metric_type) = 'GAUGE' AS gauge,
        sumKahanIf(value, isFinite(value)) / countIf(isFinite(value)) AS avg_value,
-       sumKahanIf(value, isFinite(value)) AS sum_value
+       sumKahanIf(value, isFinite(value)) AS sum_value,
+       countIf(isFinite(value)) > 0 AS any_finite,
+       if(any_finite, minIf(value, isFinite(value)), NULL) AS min_value,
+       if(any_finite, maxIf(value, isFinite(value)), NULL) AS max_value,
+       if(any_finite, argMinIf(value, (t_us, value), isFinite(value)), NULL) AS first_value,
+       if(any_finite, argMaxIf(value, (t_us, value), isFinite(value)), NULL) AS last_value,
+       count() AS point_count
 FROM metric_points
 WHERE name IN {names:Array(String)}
   AND run_id = {run_id:String}

@@ -288,7 +288,9 @@ def apply_ttl(store: Store, days: int | None) -> None:
     expires once its newest point has (``last_seen``), so until then it still
     counts points the TTL already removed from metric_points."""
     rows = store.rows(q("table_ddl"), {"table": store.local_name("metric_tiers")})
-    ddl = str(rows[0]["create_table_query"]) if rows else ""
+    if not rows:  # a schema directory without the tiers
+        return
+    ddl = str(rows[0]["create_table_query"])
     match = _TTL_DAYS.search(ddl)
     if (int(match.group(1)) if match else None) == (days or None):
         return

@@ -6,11 +6,13 @@ Request handlers reach it in one way, ``service_of(request)``. ``create_app``
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from sematic_metrics.service import _tiers
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.config import Settings
 from sematic_metrics.service.hub import Hub
@@ -38,12 +40,16 @@ class Service:
         self.openapi: dict[str, Any] = {}  # set by create_app from the resources it assembles
         # The Sematic server this service fronts (upstream mode), else None.
         self.upstream = Upstream(settings, self.runs_writer) if settings.sematic_upstream else None
+        self.backfill: threading.Thread | None = None
 
     async def start(self) -> None:
         await run_in_threadpool(self.store.open)
         try:
             await run_in_threadpool(migrate, self.store)
             await run_in_threadpool(self.catalog.load)
+            # Points stored before the rollup tiers existed are aggregated into
+            # them in the background; reads use raw points until it is done.
+            self.backfill = await run_in_threadpool(_tiers.start_backfill, self.store)
         except Exception:
             self.store.close()
             raise

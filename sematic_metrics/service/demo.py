@@ -136,7 +136,7 @@ class Feeder:
                 sematic_metrics.log_metric(name, value, scope, MetricType(kind), step=step, timestamp=t)
 
     def flush(self) -> None:
-        if not sematic_metrics.flush(timeout=120):
+        if not sematic_metrics.flush(timeout=None):  # the service runs in this process: wait
             raise RuntimeError(f"the demo's points did not reach the service: {sematic_metrics.stats()}")
         failed = sematic_metrics.stats()
         if failed.rejected or failed.runs_rejected:

@@ -4,9 +4,11 @@ The hub listens to the ingest Writer. For every watched run it keeps each
 metric's time extent, so it knows the bucket width that
 ``GET /api/v1/metrics/{name}?labels={"run_id": ...}&rollup=auto`` would use;
 after each commit it asks the store for the full aggregate of every bucket
-the new points touched (average for gauges, sum for counts) and publishes one
-event to the run's subscribers. When a metric's width changes, or a metric
-is new, the event carries that metric's whole series at the new width.
+the new points touched (average for gauges, sum for counts, with the min,
+max, first and last finite value and the point count, as GET /api/v1/series
+gives them) and publishes one event to the run's subscribers. When a
+metric's width changes, or a metric is new, the event carries that metric's
+whole series at the new width.
 
 Events have ids; a bounded per-run buffer lets a client that reconnects with
 Last-Event-ID resume without gaps. A client whose id is too old is told to
@@ -332,8 +334,9 @@ class Hub:
         }
         metrics: dict[str, dict[str, Any]] = {}
         found = self.store.columns(q("stream_buckets"), params)
-        columns = (found[c] for c in ("name", "bucket_us", "gauge", "avg_value", "sum_value"))
-        for name, bucket_us, gauge, avg_value, sum_value in zip(*columns, strict=True):
+        stats = ("min_value", "max_value", "first_value", "last_value", "point_count")
+        columns = (found[c] for c in ("name", "bucket_us", "gauge", "avg_value", "sum_value", *stats))
+        for name, bucket_us, gauge, avg_value, sum_value, *row in zip(*columns, strict=True):
             entry = metrics.get(name)
             if entry is None:
                 width = widths[names.index(name)]
@@ -343,8 +346,16 @@ class Hub:
                     "width_s": 0 if width == 1 else width // _US,
                     "reset": name in resets,
                     "points": [],
+                    # Parallel to points: each bucket's statistics over finite values, and its point count.
+                    "min": [],
+                    "max": [],
+                    "first": [],
+                    "last": [],
+                    "count": [],
                 }
             entry["points"].append([int(bucket_us) / _US, avg_value if gauge else sum_value])
+            for key, value in zip(("min", "max", "first", "last", "count"), row, strict=True):
+                entry[key].append(int(value) if key == "count" else value)
         if not metrics:
             return None
         return {"run_id": run.run_id, "metrics": list(metrics.values())}

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sematic_metrics.errors import ConfigError
+from sematic_metrics.service import _tiers
 from sematic_metrics.service.cluster import ClusterDDL, code_positions
 from sematic_metrics.service.config import Settings
 from sematic_metrics.service.sqlfiles import (
@@ -401,6 +402,7 @@ def migrate(store: Store, directory: Path | None = None) -> list[str]:
 
 def apply_ttl(store: Store) -> None:
     """Set or remove the retention TTL only when it differs from the config."""
+    _tiers.apply_ttl(store, store.settings.ttl_days)  # the rollup tiers too
     rows = store.rows(q("table_ddl"), {"table": store.local_name("metric_points")})
     ddl = str(rows[0]["create_table_query"]) if rows else ""
     match = _TTL.search(ddl)

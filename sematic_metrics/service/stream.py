@@ -34,8 +34,10 @@ OPENAPI_PATHS["/api/v1/stream"] = {
             "A text/event-stream. Events: `ready` {run_id, resumed} first on every connection "
             '(resumed false: load the series from GET /api/v1/metrics/{name}?labels={"run_id": ...}'
             "&rollup=auto now); `buckets` {run_id, metrics: [{name, metric_type, width_s, reset, "
-            "points: [[bucket start epoch seconds, value], ...]}]} with the full aggregate of every "
-            "new or updated bucket (gauges: average, counts: sum; width_s 0 means raw timestamps; "
+            "points: [[bucket start epoch seconds, value], ...], min, max, first, last, count: "
+            "[...] parallel to points}]} with the full aggregate of every new or updated bucket "
+            "(gauges: average, counts: sum; min, max, first and last over finite values, count of "
+            "every point; width_s 0 means raw timestamps; "
             "reset true: the metric is new or its width changed and points is its whole series). "
             "Comment lines are keep-alives. Reconnect with Last-Event-ID to resume without gaps; "
             "if that id is too old the server answers `ready` with resumed false. When API keys are "

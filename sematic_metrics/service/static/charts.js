@@ -43,9 +43,15 @@ function schedule(chart) {
 }
 function flush() {
   frame = 0;
-  const charts = [...dirty];
-  dirty.clear();
-  for (const chart of charts) chart.render();
+  // A frame's budget, so that scrolling stays smooth while many answers arrive at once;
+  // the charts left over are drawn in the next frames.
+  const start = performance.now();
+  for (const chart of dirty) {
+    dirty.delete(chart);
+    chart.render();
+    if (performance.now() - start > FRAME_BUDGET_MS) break;
+  }
+  if (dirty.size) frame = requestAnimationFrame(flush);
 }
 
 const visibility = new IntersectionObserver(
@@ -59,6 +65,7 @@ const sizes = new ResizeObserver((entries) => {
 });
 
 const HEIGHT = 240;
+const FRAME_BUDGET_MS = 8;
 const LIVE_INTERVAL_MS = 1000;
 // Steps are whole numbers: tick spacing 1, 2, 5, 10, 20, 25, 50, ...
 const STEP_INCRS = [1, 2, 5].concat(...Array.from({ length: 15 }, (_, e) => [10, 20, 25, 50].map((m) => m * 10 ** e)));
@@ -346,7 +353,9 @@ export class MetricChart {
     update.points.forEach(([t, value], k) => {
       const x = t - offset;
       if (this.range && (x < this.range.lo || x >= this.range.hi)) return; // outside the zoomed range
-      const row = [value, update.min[k], update.max[k], update.first[k], update.last[k], update.count[k]];
+      // No finite value: the series answers null for a count's sum too (the stream's points say 0).
+      const finite = update.min[k] != null;
+      const row = [finite ? value : null, update.min[k], update.max[k], update.first[k], update.last[k], update.count[k]];
       const i = floorIndex(line.x, x);
       if (i >= 0 && line.x[i] === x) stats.forEach((key, j) => (line[key][i] = row[j]));
       else {
