@@ -45,18 +45,11 @@ from sematic_metrics.service.config import Settings  # noqa: E402
 from sematic_metrics.service.migrate import migrate  # noqa: E402
 from sematic_metrics.service.points_body import SCHEMA  # noqa: E402
 from sematic_metrics.service.store import Store  # noqa: E402
-from tests._support import LiveServer  # noqa: E402
+from tests._support import CHROMIUM as _CHROMIUM  # noqa: E402
+from tests._support import CHROMIUM_ARGS, LiveServer  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM = str(_CHROMIUM)
+ARGS = CHROMIUM_ARGS
 BASE_TIME = 1_704_070_800.0
 RUN_PIPELINE = "bench.dashboard.single"
 COMPARE_PIPELINE = "bench.dashboard.compare"

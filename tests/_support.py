@@ -337,3 +337,20 @@ class DropProxy:
     def __exit__(self, *exc: object) -> None:
         self._closed = True
         self.listener.close()
+
+
+# Headless Chromium for browser tests and benchmarks: Debian's package, never a
+# downloaded browser, with the background traffic a closed network refuses off.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "test-artifacts" / "screenshots"
+UPLOT = REPO / "sematic_metrics" / "service" / "static" / "vendor" / "uPlot.esm.js"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,20 +13,11 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from sematic_metrics.service.demo import run_record
+from tests._support import CHROMIUM, CHROMIUM_ARGS, REPO, SHOTS, UPLOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-VENDOR = ROOT / "sematic_metrics" / "service" / "static" / "vendor" / "uPlot.esm.js"
+ARGS = CHROMIUM_ARGS
+ROOT = REPO
+VENDOR = UPLOT
 WAIT_MS = 30_000  # generous: only a failure waits this long
 
 pytestmark = pytest.mark.browser

@@ -471,6 +471,13 @@ def test_sematic_rollups_from_the_tiers_equal_the_view(
         assert got == pytest.approx(want, rel=1e-12, nan_ok=True)
 
 
+# This test's own database: other tests' databases have a metric_tiers too.
+TIERS_DDL = (
+    "SELECT create_table_query FROM system.tables "
+    "WHERE database = currentDatabase() AND name = 'metric_tiers'"
+)
+
+
 def test_the_retention_ttl_applies_to_the_tiers(store: Store, catalog: Catalog) -> None:
     old = [("a", -630_000_000 * 1_000_000 + i * 1_000_000, 1000 + i, 1.0) for i in range(100)]
     recent = [("a", T0_US + i * 1_000_000, i, 2.0) for i in range(100)]
@@ -490,8 +497,8 @@ def test_the_retention_ttl_applies_to_the_tiers(store: Store, catalog: Catalog) 
 
     wait_until(lambda: left() == expected, what="expired tier rows removed")
     assert left() == expected
-    ddl = store.rows("SELECT create_table_query FROM system.tables WHERE name = 'metric_tiers'")
+    ddl = store.rows(TIERS_DDL)
     assert "TTL" in str(ddl[0]["create_table_query"]).split("SETTINGS")[0]
     _tiers.apply_ttl(store, None)
-    ddl = store.rows("SELECT create_table_query FROM system.tables WHERE name = 'metric_tiers'")
+    ddl = store.rows(TIERS_DDL)
     assert " TTL " not in str(ddl[0]["create_table_query"])
