@@ -56,6 +56,14 @@ SELECT batch_id, count() AS points FROM metric_points
 WHERE batch_id IN {batch_ids:Array(String)}
 GROUP BY batch_id;
 
+-- name: repair_catalog
+-- The catalog rows of batches whose INSERT stored the points but failed in
+-- metric_catalog_mv (min/max aggregates: a row added twice changes nothing).
+INSERT INTO metric_catalog (name, metric_type, first_seen, last_seen)
+SELECT name, metric_type, min(metric_time), max(metric_time) FROM metric_points
+WHERE batch_id IN {batch_ids:Array(String)}
+GROUP BY name, metric_type;
+
 -- name: repair_batches
 INSERT INTO ingest_batches (batch_id, points, inserted_at)
 SELECT batch_id, count(), max(inserted_at) FROM metric_points

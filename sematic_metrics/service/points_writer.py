@@ -223,9 +223,13 @@ class Writer:
         if partial:
             self._store.command(q("delete_batches"), {"batch_ids": partial})
         if whole:
+            self._store.command(q("repair_catalog"), {"batch_ids": whole})
             self._store.command(q("repair_batches"), {"batch_ids": whole})
             for key in whole:
                 self._remember_key(key, found[key])
+            for item in group:
+                if item.key in whole:
+                    self._catalog.remember(batch_types(item.table))
         self._suspect.difference_update(keys)
 
     def _check_types(self, items: list[_Pending]) -> list[_Pending]:
