@@ -11,6 +11,7 @@ import pytest
 
 from sematic_metrics.errors import InvalidInputError
 from sematic_metrics.rules import DEFAULT_FROM_US
+from sematic_metrics.service import _names
 from sematic_metrics.service import series as queries
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.sqlfiles import q
@@ -158,4 +159,4 @@ def test_series_reads_columns_by_name(store: Store) -> None:
     assert content["series"] == [[1.0, [str(T0), "a"]], [1.0, [str(T0 + 1), "a"]], [1.0, [str(T0 + 2), "b"]]]
     whole = queries.series(store, Catalog(store), "loss", flt, ["run_id"], None, {})
     assert whole["series"] == [[1.0, ["a"]], [1.0, ["b"]]]
-    assert queries.names(store, flt, {}) == ["loss"]
+    assert _names.names(store, flt, {}) == ["loss"]

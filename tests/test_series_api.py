@@ -190,3 +190,24 @@ def test_openapi_lists_the_series_endpoints(client: httpx.Client) -> None:
     document = client.get("/openapi.json").json()
     assert {"/api/v1/series", "/api/v1/series/points"} <= set(document["paths"])
     assert "SeriesResponse" in document["components"]["schemas"]
+
+
+def test_a_kept_answer_lasts_until_its_metric_changes(live: LiveServer, client: httpx.Client) -> None:
+    cache = live.service.series_cache
+    post(client, "r1", [1.0, 2.0], [0, 1])
+    first = series(client, x="step")
+    hits = cache.hits
+    assert series(client, x="step") == first
+    assert cache.hits == hits + 1
+    # A write of another metric leaves the answer current.
+    other = compact({"run_id": "r1"}, ["accuracy"], [0.5], [T0], [1], [0])
+    assert client.post("/api/v1/metrics", content=json.dumps(other)).status_code == 200
+    assert series(client, x="step") == first
+    assert cache.hits == hits + 2
+    # Acknowledged means visible: the next read is a fresh one.
+    post(client, "r1", [5.0], [2])
+    assert series(client, x="step")["series"][0]["x"] == [0, 1, 2]
+    deleted = client.delete("/api/v1/metrics/loss", params={"labels": json.dumps({"run_id": "r1"})})
+    assert deleted.status_code == 200, deleted.text
+    assert series(client, x="step")["series"] == []
+    assert cache.hits == hits + 2

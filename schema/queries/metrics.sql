@@ -30,6 +30,36 @@ FROM metric_series(
     filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
 ORDER BY g_name;
 
+-- name: names_from_tiers
+-- names_matching from the rollup tiers (complete once no backfill is pending):
+-- the coarsest time tier holds every point of every series, a row per series
+-- and day, with the time extent of its points (min_x, max_x). Rows are read
+-- as stored, not merged: each holds the extent of points of its own. A row
+-- inside [from_us, to_us) settles its name when its newest point is out of
+-- the retention TTL's reach (max_x >= expire_us), hence still stored: a tier
+-- row expires with its newest point, so it may outlive every point it counts
+-- (and older points of a row may be gone: the row's extent still holds the
+-- rest). A name whose matching rows only reach over an edge of the window, or
+-- may be expired, is a candidate, checked on its points by names_among.
+SELECT name AS g_name,
+       max(min_x >= {from_us:Int64} AND max_x < {to_us:Int64} AND max_x >= {expire_us:Int64}) AS settled
+FROM metric_tiers
+WHERE axis = 'time' AND width = {width:Int64}
+  AND max_x >= {from_us:Int64} AND min_x < {to_us:Int64}
+  AND {{label_filter}}
+GROUP BY name
+ORDER BY name;
+
+-- name: names_among
+-- Which of the candidate names have a point matching names_matching's filter.
+SELECT DISTINCT name AS g_name
+FROM metric_points
+WHERE name IN {names:Array(String)}
+  AND metric_time >= fromUnixTimestamp64Micro({from_us:Int64}, 'UTC')
+  AND metric_time < fromUnixTimestamp64Micro({to_us:Int64}, 'UTC')
+  AND {{label_filter}}
+ORDER BY g_name;
+
 -- name: catalog
 SELECT name, metric_type FROM metric_catalog GROUP BY name, metric_type;
 

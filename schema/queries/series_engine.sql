@@ -4,7 +4,7 @@
 --
 -- x is the metric time in microseconds (axis 0) or the step (axis 1). A
 -- bucket of width W starts at a multiple of W; {single:Bool} makes the whole
--- range [from_x, to_x) one bucket (extents).
+-- range [from_x, to_x) one bucket (the series_spans queries).
 --
 -- series_buckets reads each bucket from whole tier rows that lie inside it,
 -- the coarsest first, and finer rows only at its edges. The levels are three
@@ -19,27 +19,7 @@
 
 -- name: series_buckets
 SELECT
-    g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x,
-    sum(points)                                   AS points,
-    sum(finite)                                   AS finite,
-    sumKahanMerge(total)                          AS total,
-    min(low)                                      AS low,
-    max(high)                                     AS high,
-    argMin(fv, fk)                                AS first_value,
-    argMax(lv, lk)                                AS last_value,
-    min(min_x)                                    AS min_x,
-    max(max_x)                                    AS max_x,
-    -- The answer's columns: null where the bucket has no finite value.
-    cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
-    bucket_x / 1e6                                AS x_seconds,
-    -- All finite values equal: the average is that value and the sum one
-    -- product, exactly (merged partial sums may be an ulp away).
-    if(finite > 0, if(low = high, if({gauge:Bool}, low, low * finite),
-                      if({gauge:Bool}, total / finite, total)), NULL) AS v_value,
-    if(finite > 0, low, NULL)                     AS v_min,
-    if(finite > 0, high, NULL)                    AS v_max,
-    if(finite > 0, first_value, NULL)             AS v_first,
-    if(finite > 0, last_value, NULL)              AS v_last
+{{series_answer}}
 FROM
 (
     {{series_tier_rows}}
@@ -52,27 +32,7 @@ ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
 -- name: series_buckets_tiers
 -- series_buckets when no raw point is needed (reading none costs a scan).
 SELECT
-    g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x,
-    sum(points)                                   AS points,
-    sum(finite)                                   AS finite,
-    sumKahanMerge(total)                          AS total,
-    min(low)                                      AS low,
-    max(high)                                     AS high,
-    argMin(fv, fk)                                AS first_value,
-    argMax(lv, lk)                                AS last_value,
-    min(min_x)                                    AS min_x,
-    max(max_x)                                    AS max_x,
-    -- The answer's columns: null where the bucket has no finite value.
-    cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
-    bucket_x / 1e6                                AS x_seconds,
-    -- All finite values equal: the average is that value and the sum one
-    -- product, exactly (merged partial sums may be an ulp away).
-    if(finite > 0, if(low = high, if({gauge:Bool}, low, low * finite),
-                      if({gauge:Bool}, total / finite, total)), NULL) AS v_value,
-    if(finite > 0, low, NULL)                     AS v_min,
-    if(finite > 0, high, NULL)                    AS v_max,
-    if(finite > 0, first_value, NULL)             AS v_first,
-    if(finite > 0, last_value, NULL)              AS v_last
+{{series_answer}}
 FROM
 (
     {{series_tier_rows}}
@@ -82,13 +42,11 @@ ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
 
 -- name: series_buckets_raw
 -- series_buckets from the raw points only (no tier fits the width, or one
--- entry per distinct x): one aggregation, no partial states.
+-- entry per distinct x): one aggregation, no partial states; first and last
+-- by a numeric order key, far cheaper than tuples over many points.
 SELECT
-    if({by_run_id:Bool}, run_id, '')                         AS g_run_id,
-    if({by_function_path:Bool}, function_path, '')           AS g_function_path,
-    if({by_root_id:Bool}, root_id, '')                       AS g_root_id,
-    if({by_root_function_path:Bool}, root_function_path, '') AS g_root_function_path,
-    if({single:Bool}, {from_x:Int64}, x - positiveModulo(x, {width:Int64})) AS bucket_x,
+    {{series_groups}},
+    x - positiveModulo(x, {width:Int64})          AS bucket_x,
     count()                                       AS points,
     countIf(fin)                                  AS finite,
     sumKahanIf(value, fin)                        AS total,
@@ -96,8 +54,6 @@ SELECT
     maxIf(value, fin)                             AS high,
     argMin(value, if(fin, {{series_order_key}}, toUInt256(-1))) AS first_value,
     argMax(value, if(fin, {{series_order_key}}, toUInt256(0)))  AS last_value,
-    min(x)                                        AS min_x,
-    max(x)                                        AS max_x,
     cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
     bucket_x / 1e6                                AS x_seconds,
     -- All finite values equal: the average is that value and the sum one
@@ -112,14 +68,44 @@ FROM {{series_raw_source}}
 GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
 ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
 
+-- name: series_spans
+-- Per series: its points and x extent in [from_x, to_x) ({single:Bool}
+-- plan): whole tier rows inside the range, raw points at its edges. Only the
+-- three columns the width needs, so the query stays cheap to plan.
+SELECT g_run_id, g_function_path, g_root_id, g_root_function_path,
+       sum(points) AS points, min(min_x) AS min_x, max(max_x) AS max_x
+FROM
+(
+    SELECT {{series_groups}}, sum(points) AS points, min(min_x) AS min_x, max(max_x) AS max_x
+    FROM metric_tiers
+    WHERE {{series_tier_where}}
+    GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path
+    UNION ALL
+    SELECT {{series_groups}}, count() AS points, min(x) AS min_x, max(x) AS max_x
+    FROM {{series_raw_source}}
+    GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path
+)
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
+
+-- name: series_spans_tiers
+-- series_spans when no raw point is needed: the whole range is whole tier
+-- rows (always so without from and to: the coarsest tier alone).
+SELECT {{series_groups}}, sum(points) AS points, min(min_x) AS min_x, max(max_x) AS max_x
+FROM metric_tiers
+WHERE {{series_tier_where}}
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
+
+-- name: series_spans_raw
+-- series_spans from the raw points only (the tiers are not ready yet).
+SELECT {{series_groups}}, count() AS points, min(x) AS min_x, max(x) AS max_x
+FROM {{series_raw_source}}
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
+
 -- name: series_distinct
 -- Distinct x values per series in [from_x, to_x): whether a series can be
 -- answered with its raw points (the engine asks only for small series).
 SELECT
-    if({by_run_id:Bool}, run_id, '')                         AS g_run_id,
-    if({by_function_path:Bool}, function_path, '')           AS g_function_path,
-    if({by_root_id:Bool}, root_id, '')                       AS g_root_id,
-    if({by_root_function_path:Bool}, root_function_path, '') AS g_root_function_path,
+    {{series_groups}},
     uniqExact(if({axis:Int8} = 0, toUnixTimestamp64Micro(metric_time), assumeNotNull(step))) AS distinct_x
 FROM metric_points
 WHERE name = {name:String}

@@ -93,12 +93,12 @@ class Plan:
     def use_raw(self) -> bool:
         return self.top_raw or bool(self.set_raw)
 
-    @property
-    def query(self) -> str:
-        """The named query reading these levels (an unread part would still cost a scan)."""
+    def query(self, kind: str = "series_buckets") -> str:
+        """The named query of ``kind`` (series_buckets, series_spans) reading
+        just these levels (an unread part would still cost a scan)."""
         if not any(self.use):
-            return "series_buckets_raw"
-        return "series_buckets" if self.use_raw else "series_buckets_tiers"
+            return f"{kind}_raw"
+        return kind if self.use_raw else f"{kind}_tiers"
 
     def params(self) -> dict[str, Any]:
         tiers = TIERS[self.axis]

@@ -38,6 +38,7 @@ class Settings:
     read_pool_size: int = 4
     cluster: str | None = None
     sematic_upstream: str | None = None
+    series_cache_mb: int = 64
 
     @property
     def dsn(self) -> str:
@@ -78,6 +79,7 @@ class Settings:
             read_pool_size=_int(env, "READ_POOL_SIZE", 4, minimum=1),
             cluster=cluster,
             sematic_upstream=parse_upstream(get("SEMATIC_UPSTREAM")),
+            series_cache_mb=_int(env, "SERIES_CACHE_MB", 64, minimum=0),
         )
 
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from sematic_metrics.service import _tiers
+from sematic_metrics.service._series_cache import SeriesCache
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.config import Settings
 from sematic_metrics.service.hub import Hub
@@ -35,6 +36,7 @@ class Service:
         self.writer = Writer(self.store, self.catalog, settings.commit_max_points)
         self.runs_writer = RunsWriter(self.store)
         self.hub = Hub(self.store)
+        self.series_cache = SeriesCache(settings.series_cache_mb * 2**20)
         self.writer.listeners.append(self.hub.on_table)
         self.system_metrics: dict[str, SystemMetric] = system_metrics or {}
         self.openapi: dict[str, Any] = {}  # set by create_app from the resources it assembles

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sematic_metrics.service import openapi
+from sematic_metrics.service import _names, openapi
 from sematic_metrics.service import series as queries
 from sematic_metrics.service._body import idempotency_key, read_body
 from sematic_metrics.service.auth import user_of
@@ -41,7 +41,7 @@ async def post_metrics(request: Request) -> Response:
 async def list_metrics(request: Request) -> Response:
     svc = service_of(request)
     flt = queries.parse_filter(request.query_params)
-    names = await run_in_threadpool(queries.names, svc.store, flt, svc.system_metrics)
+    names = await run_in_threadpool(_names.names, svc.store, flt, svc.system_metrics)
     return JSON({"content": names})
 
 

@@ -181,9 +181,22 @@ def _series_fn(metric: str, type_name: str) -> queries.SeriesFn:
     return series
 
 
+# The labels a system metric point has a value for; its scope and labels map
+# are empty and its run_id is its root_id (definitions/113_pipeline_points.sql).
+_SYSTEM_LABELS = frozenset({"run_id", "root_id", "function_path", "root_function_path", "user_id"})
+
+
+def matches_no_system_point(flt: queries.MetricsFilter) -> bool:
+    """Whether ``flt`` matches no point of pipeline_points, known without a
+    query (the dashboard asks for names at run and pipeline scope)."""
+    if flt.from_us >= flt.to_us or flt.root == 0:
+        return True
+    return any(value != "" for key, value in flt.filters.items() if key not in _SYSTEM_LABELS)
+
+
 def _has_points_fn(metric: str) -> Any:
     def has_points(store: Store, flt: queries.MetricsFilter) -> bool:
-        if flt.from_us >= flt.to_us:
+        if matches_no_system_point(flt):
             return False
         return bool(store.rows(q("pipeline_points_any"), {"metric": metric, **flt.params()}))
 

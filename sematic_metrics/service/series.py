@@ -245,14 +245,6 @@ def run_series(
     return {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
 
 
-def names(store: Store, flt: MetricsFilter, system: Mapping[str, SystemMetric]) -> list[str]:
-    found = [str(n) for n in store.columns(q("names_matching"), flt.params())["g_name"]]
-    for system_name, provider in system.items():
-        if provider.has_points(store, flt):
-            found.append(system_name)
-    return sorted(set(found))
-
-
 def delete(
     store: Store, catalog: Catalog, name: str, flt: MetricsFilter, system: Mapping[str, SystemMetric]
 ) -> int:

@@ -25,7 +25,7 @@ from sematic_metrics.service import _tiers, openapi
 from sematic_metrics.service import series_engine as engine
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.core import service_of
-from sematic_metrics.service.responses import JSON
+from sematic_metrics.service.responses import JSON, encode
 from sematic_metrics.service.series import parse_group_by, parse_labels
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
@@ -84,8 +84,14 @@ def parse_query(params: Mapping[str, str]) -> engine.SeriesQuery:
 async def get_series(request: Request) -> Response:
     svc = service_of(request)
     query = parse_query(request.query_params)
-    content = await run_in_threadpool(engine.read, svc.store, svc.catalog, query)
-    return JSON({"content": content})
+    # Taken before the read: a write during it makes the kept answer stale.
+    version = svc.store.version(query.name)
+    body = svc.series_cache.get(query.key(), version)
+    if body is None:
+        content = await run_in_threadpool(engine.read, svc.store, svc.catalog, query)
+        body = encode({"content": content})
+        svc.series_cache.put(query.key(), version, body)
+    return Response(body, media_type=JSON.media_type)
 
 
 # -- export ---------------------------------------------------------------------
@@ -118,7 +124,7 @@ def _split(
     if width >= hi - lo:  # the ladder cannot cut finer: halve the range
         width = max(1, (hi - lo) // 2)
     plan = _tiers.plan(query.axis, width, lo, hi, [(lo, hi - 1)])
-    columns = store.columns(q(plan.query), {**query.params(), **plan.params(), "gauge": False})
+    columns = store.columns(q(plan.query()), {**query.params(), **plan.params(), "gauge": False})
     start, held = lo, 0
     for bucket, count in zip(columns.get("bucket_x", ()), columns.get("points", ()), strict=True):
         begin, end, count = max(int(bucket), lo), min(int(bucket) + width, hi), int(count)

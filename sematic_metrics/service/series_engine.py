@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import decimal
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,19 @@ class SeriesQuery:
     from_x: int | None = None
     to_x: int | None = None
     buckets: int = DEFAULT_BUCKETS
+
+    def key(self) -> Hashable:
+        """The query as a hashable value (the series cache's key)."""
+        return (
+            self.name,
+            tuple(self.filters.items()),
+            self.root,
+            self.group_by,
+            self.axis,
+            self.from_x,
+            self.to_x,
+            self.buckets,
+        )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -96,7 +109,7 @@ def _key(row: Mapping[str, Any], group_by: Sequence[str]) -> tuple[str, ...]:
 def extents(store: Store, query: SeriesQuery, lo: int, hi: int) -> dict[tuple[str, ...], dict[str, int]]:
     """Per series: points, min_x, max_x inside [lo, hi)."""
     plan = _tiers.plan(query.axis, hi - lo, lo, hi, single=True, raw_only=not _tiers.ready(store))
-    rows = store.rows(q(plan.query), {**query.params(), **plan.params(), "gauge": False})
+    rows = store.rows(q(plan.query("series_spans")), {**query.params(), **plan.params()})
     return {
         _key(row, query.group_by): {
             "points": int(row["points"]),
@@ -170,7 +183,7 @@ def buckets_at(
         plan = _tiers.plan(query.axis, width, from_x, to_x, spans, raw_only=not _tiers.ready(store))
     else:
         plan = _tiers.plan(query.axis, 1, from_x, to_x, raw_only=True)
-    columns = store.columns(q(plan.query), {**query.params(), **plan.params(), "gauge": gauge})
+    columns = store.columns(q(plan.query()), {**query.params(), **plan.params(), "gauge": gauge})
     series = _shape(columns, query)
     series.sort(key=lambda s: tuple(s.group[g] for g in query.group_by))
     return series

@@ -30,7 +30,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -83,6 +83,34 @@ _SQL_TIMEOUT_S = 150
 _REFUSED_CODES = frozenset({164, 497})  # READONLY, ACCESS_DENIED
 
 
+class Changes:
+    """Write generations of one embedded database, shared by the stores of this
+    process: every metric_points INSERT bumps the names it wrote, any other
+    statement bumps everything. A read that saw version ``v`` of a name is
+    current while the version is still ``v`` (the series cache)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._everything = 0
+        self._names: dict[str, int] = {}
+
+    def touch(self, names: Iterable[str] | None = None) -> None:
+        with self._lock:
+            self._counter += 1
+            if names is None:
+                self._everything = self._counter
+            else:
+                for name in names:
+                    self._names[name] = self._counter
+
+    def version(self, name: str) -> tuple[int, int]:
+        return self._everything, self._names.get(name, 0)
+
+
+_CHANGES: dict[tuple[Path, str], Changes] = {}
+
+
 class Store:
     """A writer client, a small pool of reader clients, and the data-dir lock."""
 
@@ -101,6 +129,7 @@ class Store:
         self.cluster = (
             ClusterDDL.for_schema(settings.cluster, settings.database) if settings.cluster else None
         )
+        self._changes: Changes | None = None
 
     @property
     def embedded(self) -> bool:
@@ -121,6 +150,12 @@ class Store:
             )
         if self.embedded:
             self._take_lock()
+            # Only the embedded engine has one writer process, so only there do
+            # the generations see every write.
+            path = self.data_path
+            assert path is not None
+            with _HELD_LOCK:
+                self._changes = _CHANGES.setdefault((path, self.database), Changes())
         try:
             bootstrap = self._client(database=None)
             for statement in self._rewrite(f"CREATE DATABASE IF NOT EXISTS `{self.database}`"):
@@ -198,6 +233,7 @@ class Store:
                 raise
             with self._write_lock:
                 repaired = _repair.set_aside(self._writer, exc)
+                self._touch()
             if not repaired:
                 raise
             return client.query(sql, parameters=dict(params or {}))
@@ -213,11 +249,14 @@ class Store:
         """Run a statement; with a cluster, in its cluster form (see _cluster)."""
         result = None
         with self._write_lock:
-            for statement in self._rewrite(sql):
-                try:
-                    result = self._writer.command(statement, parameters=dict(params or {}))
-                except ClickHouseError as exc:
-                    raise self._translate(exc) from exc
+            try:
+                for statement in self._rewrite(sql):
+                    try:
+                        result = self._writer.command(statement, parameters=dict(params or {}))
+                    except ClickHouseError as exc:
+                        raise self._translate(exc) from exc
+            finally:  # even a failed statement may have changed rows
+                self._touch()
         return result
 
     def sql(self, text: str, params: Params | None = None, fmt: str = "JSON") -> bytes:
@@ -264,7 +303,19 @@ class Store:
                 summary = self._writer.insert_arrow(table, data, settings=dict(settings or {}))
             except ClickHouseError as exc:
                 raise self._translate(exc) from exc
+            finally:  # before the caller acknowledges; a failed INSERT may have stored parts
+                if table == "metric_points":
+                    self._touch(data.column("name").unique().to_pylist())
         return int(summary.written_rows)
+
+    def version(self, name: str) -> tuple[int, int] | None:
+        """The write generation of metric ``name`` (see Changes), or None when
+        this process cannot see every write (a ClickHouse server)."""
+        return self._changes.version(name) if self._changes is not None else None
+
+    def _touch(self, names: Iterable[str] | None = None) -> None:
+        if self._changes is not None:
+            self._changes.touch(names)
 
     def ping(self) -> bool:
         try:
