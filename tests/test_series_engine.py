@@ -178,15 +178,29 @@ def datasets(draw: st.DrawFn) -> dict[str, Any]:
         "buckets": draw(st.integers(1, 60)),
         "cut": draw(st.tuples(st.floats(0, 1), st.floats(0, 1))),
         "ranged": draw(st.booleans()),
+        "probes": draw(st.lists(probes(), min_size=PROBES, max_size=PROBES)),
+    }
+
+
+@st.composite
+def probes(draw: st.DrawFn) -> dict[str, Any]:
+    """One more read of a dataset: a grouping, a range and any width."""
+    return {
+        "group_by": draw(st.lists(st.sampled_from(engine.GROUP_BY_OPTIONS), unique=True, max_size=2)),
+        "cut": draw(st.tuples(st.floats(0, 1), st.floats(0, 1))),
+        "ranged": draw(st.booleans()),
         "width": draw(st.integers(1, 10**6)),
         "width_scale": draw(st.sampled_from([1, 1_000, 1_000_000])),
         "parts": draw(st.one_of(st.none(), st.integers(1, 40))),
     }
 
 
-# CI runs EXAMPLES cases (about a query plan and five reads each); a soak run
-# (SEMATIC_METRICS_SOAK=1) a few thousand.
-EXAMPLES = 3000 if SOAK else 60
+# CI runs EXAMPLES datasets, each read once through ``read`` (the width the
+# engine picks) and PROBES times more through ``buckets_at`` (any grouping,
+# range and width): 50 x 41 = 2,050 cases. A soak run (SEMATIC_METRICS_SOAK=1)
+# draws 1,000 datasets (41,000 cases).
+EXAMPLES = 1000 if SOAK else 50
+PROBES = 40
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,12 +242,25 @@ def test_engine_equals_raw_computation(shared: tuple[Store, Catalog], data: dict
     assert_matches(
         answer.series, reference(points, axis, group_by, width, first, last, gauge), group_by, axis
     )
-    # Any width, offered or not: whole tier rows inside each bucket, finer rows at its edges.
-    other = data["width"] * (data["width_scale"] if axis == "time" else 1)
-    if data["parts"]:  # a width of a fraction of the range: edges near the data
-        other = max(1, (last - first) // data["parts"] + 1)
-    got = engine.buckets_at(store, query, gauge, other, first, last, spans)
-    assert_matches(got, reference(points, axis, group_by, other, first, last, gauge), group_by, axis)
+    # Any grouping, range and width, offered or not: whole tier rows inside
+    # each bucket, finer rows at its edges.
+    for probe in data["probes"]:
+        group_by = tuple(probe["group_by"])
+        first, last = xs[0], xs[-1] + 1
+        if probe["ranged"]:
+            a, b = sorted(xs[0] + int(c * (xs[-1] + 1 - xs[0])) for c in probe["cut"])
+            first, last = a, max(b, a + 1)
+        other = probe["width"] * (probe["width_scale"] if axis == "time" else 1)
+        if probe["parts"]:  # a width of a fraction of the range: edges near the data
+            other = max(1, (last - first) // probe["parts"] + 1)
+        # At most MAX_BUCKETS buckets, as every caller of buckets_at keeps it.
+        other = max(other, (last - first) // engine.MAX_BUCKETS + 1)
+        per_series = reference(points, axis, group_by, 0, first, last, gauge)
+        spans = [(min(b), max(b)) for b in per_series.values()]
+        probed = engine.SeriesQuery(name, group_by=group_by, axis=axis)
+        got = engine.buckets_at(store, probed, gauge, other, first, last, spans)
+        want = reference(points, axis, group_by, other, first, last, gauge)
+        assert_matches(got, want, group_by, axis)
 
 
 # -- rules ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import subprocess
@@ -94,8 +95,11 @@ def test_read_only_client_refuses_writes_and_leaves_shared_clients_writable(
         store.sql(statement)
     assert count(store) == 1
     assert store.query("EXISTS TABLE intruder") == [(0,)]
-    for _ in range(store.settings.read_pool_size):
-        assert store.query("SELECT getSetting('readonly')") == [(0,)]
+    with contextlib.ExitStack() as held:  # every reader of the pool, made on demand
+        readers = [held.enter_context(store._reader()) for _ in range(store.settings.read_pool_size)]
+        assert len({id(r) for r in readers}) == store.settings.read_pool_size
+        for reader in readers:
+            assert reader.query("SELECT getSetting('readonly')").result_rows == [(0,)]
     store.command(INSERT_MORE)
     assert count(store) == 2
     for _ in range(SQL_POOL_SIZE):
@@ -224,3 +228,25 @@ def test_writing_holds_every_statement_of_the_store(store: Store) -> None:
     other.join()
     assert held == [True, False]
     assert count(store) == 1
+
+
+def test_readers_are_made_on_demand_up_to_the_pool_size(store: Store) -> None:
+    size = store.settings.read_pool_size
+    released = threading.Event()
+    with contextlib.ExitStack() as held:
+        readers = [held.enter_context(store._reader()) for _ in range(size)]
+        got: list[object] = []
+
+        def one_more() -> None:
+            with store._reader() as reader:  # waits for a reader to come back
+                got.append(reader)
+            released.set()
+
+        waiter = threading.Thread(target=one_more)
+        waiter.start()
+        held.close()
+        waiter.join(10)
+    # The extra request got one of the pool's readers back; no new one was made.
+    assert released.is_set() and got[0] in readers
+    assert store._reader_count == size
+    assert store.query("SELECT 1") == [(1,)]

@@ -119,7 +119,10 @@ class Store:
         self.database = settings.database
         self._locked: Path | None = None
         self._writer: Any = None
-        self._readers: queue.Queue[Any] = queue.Queue()
+        # Readers are made on demand up to read_pool_size (each costs a session).
+        self._readers: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._reader_count = 0
+        self._reader_lock = threading.Lock()
         # Reentrant: a caller may hold it across several statements (writing()).
         self._write_lock = threading.RLock()
         self._clients: list[Any] = []
@@ -163,8 +166,8 @@ class Store:
             # Into a Distributed table, insert synchronously: acknowledged means stored.
             writer_settings = {"distributed_foreground_insert": 1} if self.cluster else None
             self._writer = self._client(self.database, writer_settings)
-            for _ in range(self.settings.read_pool_size):
-                self._readers.put(self._client(self.database))
+            self._readers.put(self._client(self.database))
+            self._reader_count = 1
         except ClickHouseError as exc:
             self.close()
             raise self._translate(exc) from exc
@@ -175,6 +178,8 @@ class Store:
             with contextlib.suppress(Exception):
                 client.close()
         self._clients.clear()
+        self._readers = queue.LifoQueue()
+        self._reader_count = 0
         self._sql_clients = queue.Queue()
         self._sql_ready = False
         if self._locked is not None:
@@ -342,11 +347,29 @@ class Store:
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[Any]:
-        client = self._readers.get()
+        try:
+            client = self._readers.get_nowait()
+        except queue.Empty:
+            client = self._new_reader() or self._readers.get()
         try:
             yield client
         finally:
             self._readers.put(client)
+
+    def _new_reader(self) -> Any:
+        """A new reader client, or None when the pool is full."""
+        with self._reader_lock:
+            if self._reader_count >= self.settings.read_pool_size:
+                return None
+            self._reader_count += 1
+        try:
+            return self._client(self.database)
+        except BaseException as exc:
+            with self._reader_lock:
+                self._reader_count -= 1
+            if isinstance(exc, ClickHouseError):
+                raise self._translate(exc) from exc
+            raise
 
     def _client(
         self, database: str | None, settings: Mapping[str, Any] | None = None, timeout: int = 60
