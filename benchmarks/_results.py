@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+SERIES_FILE = "results-series.md"
 SECTIONS = {
     "ingest": "1. Ingest: points/s over HTTP beside raw insert_arrow",
     "peers": "2. Peers: the same points through Sematic 0.41 and MLflow",
@@ -65,7 +66,10 @@ class Results:
 
     def write(self, directory: Path) -> None:
         (directory / "results.json").write_text(json.dumps(self.to_json(), indent=2, default=_default) + "\n")
-        (directory / "results.md").write_text(self.markdown())
+        # The series engine's figures come from their own full run (bench_series.py --write).
+        series = directory / SERIES_FILE
+        extra = "\n" + series.read_text() if series.exists() else ""
+        (directory / "results.md").write_text(self.markdown() + extra)
 
     def markdown(self) -> str:
         m = self.machine or machine()

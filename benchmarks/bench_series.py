@@ -28,6 +28,7 @@ from typing import Any
 import _data
 import _engine
 import _load
+import _results
 import _server
 
 DATABASE = "sematic_metrics"
@@ -180,6 +181,9 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every point count (default 1)")
     parser.add_argument("--reps", type=int, default=20, help="reads per case (after two warm-ups)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved ingest rounds")
+    parser.add_argument(
+        "--write", action="store_true", help=f"also write the table to benchmarks/{_results.SERIES_FILE}"
+    )
     args = parser.parse_args()
     full = args.scale >= 1.0
     with tempfile.TemporaryDirectory(prefix="bench-series-") as tmp:
@@ -272,6 +276,9 @@ def main() -> int:
         ),
     ]
     print("\n".join(lines))
+    if args.write:
+        text = "## 7. Series engine (bench_series.py)\n\n" + "\n".join(lines) + "\n"
+        (Path(__file__).parent / _results.SERIES_FILE).write_text(text)
     return 0
 
 
