@@ -54,6 +54,7 @@ SELECT
     maxIf(value, fin)                             AS high,
     argMin(value, if(fin, {{series_order_key}}, toUInt256(-1))) AS first_value,
     argMax(value, if(fin, {{series_order_key}}, toUInt256(0)))  AS last_value,
+    uniqExact(x)                                  AS distinct_x,
     cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
     bucket_x / 1e6                                AS x_seconds,
     -- All finite values equal: the average is that value and the sum one

@@ -8,7 +8,8 @@ A read takes three steps, all aggregation in ClickHouse
    the coarsest tier rows that fit the range and finer rows at its ends;
 2. the width: raw points (width 0) when every series has at most ``buckets``
    distinct x values, else the smallest offered width keeping every series
-   within ``buckets`` (``_tiers.choose_width``);
+   within ``buckets`` (``_tiers.choose_width``); small series count their
+   distinct x values in the same query as their buckets;
 3. the buckets, each made of whole tier rows inside it, coarsest first, with
    finer rows and raw points only at its edges (``_tiers.plan``).
 
@@ -157,13 +158,29 @@ def read(store: Store, catalog: Catalog, query: SeriesQuery) -> SeriesContent:
     from_x = lo if query.from_x is not None else min(e["min_x"] for e in found.values())
     to_x = hi if query.to_x is not None else max(e["max_x"] for e in found.values()) + 1
     spans = [(e["min_x"], e["max_x"]) for e in found.values()]
-    if _raw_fits(store, query, found):
-        series = buckets_at(store, query, type_name == "GAUGE", 0, from_x, to_x, spans)
-        return SeriesContent(query.name, type_name, query.axis, 0, series)
+    gauge = type_name == "GAUGE"
+    raw = SeriesContent(query.name, type_name, query.axis, 0, [])
+    if all(e["points"] <= query.buckets for e in found.values()):
+        raw.series = buckets_at(store, query, gauge, 0, from_x, to_x, spans)
+        return raw
     width = _tiers.choose_width(query.axis, spans, query.buckets)
-    series = buckets_at(store, query, type_name == "GAUGE", width, from_x, to_x, spans)
     shown: float | int = width / _US if query.axis == "time" else width
-    return SeriesContent(query.name, type_name, query.axis, shown, series)
+    if any(e["points"] > DISTINCT_CHECK_FACTOR * query.buckets for e in found.values()):
+        series = buckets_at(store, query, gauge, width, from_x, to_x, spans)
+        return SeriesContent(query.name, type_name, query.axis, shown, series)
+    # Small series: their buckets from the raw points, which also count each
+    # series' distinct x values (buckets split x, so the per-bucket counts add
+    # up); only when every series has at most ``buckets`` of them is the answer
+    # the raw points after all, read by a second query.
+    plan = _tiers.plan(query.axis, width, from_x, to_x, raw_only=True)
+    columns = store.columns(q(plan.query()), {**query.params(), **plan.params(), "gauge": gauge})
+    distinct: dict[int, int] = {}
+    for key, n in zip(columns.get("g_hash", ()), columns.get("distinct_x", ()), strict=True):
+        distinct[key] = distinct.get(key, 0) + int(n)
+    if all(n <= query.buckets for n in distinct.values()):
+        raw.series = buckets_at(store, query, gauge, 0, from_x, to_x, spans)
+        return raw
+    return SeriesContent(query.name, type_name, query.axis, shown, _sorted(_shape(columns, query), query))
 
 
 def buckets_at(
@@ -184,7 +201,10 @@ def buckets_at(
     else:
         plan = _tiers.plan(query.axis, 1, from_x, to_x, raw_only=True)
     columns = store.columns(q(plan.query()), {**query.params(), **plan.params(), "gauge": gauge})
-    series = _shape(columns, query)
+    return _sorted(_shape(columns, query), query)
+
+
+def _sorted(series: list[Series], query: SeriesQuery) -> list[Series]:
     series.sort(key=lambda s: tuple(s.group[g] for g in query.group_by))
     return series
 
