@@ -30,12 +30,16 @@ GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
 ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
 
 -- name: series_buckets_tiers
--- series_buckets when no raw point is needed (reading none costs a scan).
+-- series_buckets when no raw point is needed (reading none costs a scan):
+-- the tier rows aggregated once, straight into the answer.
 SELECT
 {{series_answer}}
 FROM
 (
-    {{series_tier_rows}}
+    SELECT {{series_groups}}, bucket - positiveModulo(bucket, {width:Int64}) AS bucket_x,
+           points, finite, total, low, high, first AS first_t, last AS last_t
+    FROM metric_tiers
+    WHERE {{series_tier_where}}
 )
 GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
 ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sematic_metrics.errors import SematicMetricsError, StoreError, TypeConflictError
-from sematic_metrics.service import _tiers
 from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
 from sematic_metrics.service.points_body import type_field
 from sematic_metrics.service.sqlfiles import q
@@ -223,12 +222,6 @@ class Writer:
         partial = [k for k, n in found.items() if n != sizes.get(k)]
         if partial:
             self._store.command(q("delete_batches"), {"batch_ids": partial})
-        # A failed INSERT may have stored its tier rows in part, or not at all
-        # (each view writes its own part): aggregate those buckets again from
-        # the points now stored, so the retry neither doubles nor misses them.
-        for item in group:
-            if item.key in found:
-                _repair_tiers(self._store, item.table)
         if whole:
             self._store.command(q("repair_catalog"), {"batch_ids": whole})
             self._store.command(q("repair_batches"), {"batch_ids": whole})
@@ -273,16 +266,3 @@ class Writer:
         self._known.move_to_end(key)
         while len(self._known) > _KNOWN_KEYS:
             self._known.popitem(last=False)
-
-
-def _repair_tiers(store: Store, table: pa.Table) -> None:
-    """Rebuild the tier rows of every name and time span of a batch from the points."""
-    spans = table.group_by("name").aggregate([("metric_time", "min"), ("metric_time", "max")])
-    for name, first, last in zip(
-        spans["name"].to_pylist(),
-        pc.cast(spans["metric_time_min"], pa.int64()).to_pylist(),
-        pc.cast(spans["metric_time_max"], pa.int64()).to_pylist(),
-        strict=True,
-    ):
-        params = {"name": name, "from_us": first, "to_us": last + 1}
-        _tiers.repair_after_delete(store, {**params, "filter_keys": [], "filter_values": [], "root": -1})
