@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from sematic_metrics.errors import StoreError
+from sematic_metrics.service import _tiers
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.points_body import decode, to_table
 from sematic_metrics.service.points_writer import Writer
@@ -575,6 +576,39 @@ def test_sdk_logs_100k_points_through_a_10s_outage_and_stores_each_once(tmp_path
     assert sum(int(r[1]) for r in rows) == 100_000
     known = dict(query_data_dir(data_dir, KNOWN_SQL))
     assert {r[0]: r[1] for r in rows} == known, "every batch stored once, whole"
+
+
+@pytest.mark.parametrize("refusing", ["metric_tiers", "metric_catalog"], ids=["tiers", "catalog"])
+def test_tier_rows_of_a_batch_a_view_refused_are_rebuilt(
+    live: Any, client: httpx.Client, refusing: str
+) -> None:
+    store = live.service.store
+    assert client.post("/api/v1/metrics", json=compact_batch("warm", 1, name="fresh")).status_code == 200
+    store.command(f"ALTER TABLE {refusing} MODIFY SETTING parts_to_throw_insert = 1")
+    try:
+        first = client.post(
+            "/api/v1/metrics", json=compact_batch("fresh", 3, name="fresh"), headers={"Idempotency-Key": "k"}
+        )
+        assert first.status_code == 503
+    finally:
+        store.command(f"ALTER TABLE {refusing} RESET SETTING parts_to_throw_insert")
+    retry = client.post(
+        "/api/v1/metrics", json=compact_batch("fresh", 3, name="fresh"), headers={"Idempotency-Key": "k"}
+    )
+    assert retry.status_code == 200
+    assert store.query("SELECT count() FROM metric_points WHERE name = 'fresh'") == [(4,)]
+
+    def counted() -> int:
+        answer = client.get("/api/v1/series", params={"name": "fresh", "buckets": "1"}).json()["content"]
+        return sum(answer["series"][0]["count"])
+
+    assert counted() == 4  # right away: raw points until the repair is done
+    wait_until(lambda: _tiers.ready(store), 60, "the tier repair")
+    tiers = store.query(
+        "SELECT width, sum(points) FROM metric_tiers WHERE name = 'fresh' AND axis = 'time' GROUP BY width"
+    )
+    assert sorted(tiers) == [(w, 4) for w in sorted(_tiers.TIERS["time"])]
+    assert counted() == 4
 
 
 @pytest.mark.backends

@@ -78,3 +78,7 @@ ALTER TABLE metric_tiers MODIFY TTL last_seen + toIntervalDay({days:UInt32});
 
 -- name: remove_tier_ttl
 ALTER TABLE metric_tiers REMOVE TTL;
+
+-- name: data_disk_free
+-- Bytes free on the data disks (the least of them): a tier repair waits for room.
+SELECT min(unreserved_space) AS free FROM system.disks;

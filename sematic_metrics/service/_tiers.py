@@ -193,11 +193,23 @@ def plan(
 # -- upkeep: backfill and repair ---------------------------------------------------
 _ready: weakref.WeakKeyDictionary[Store, bool] = weakref.WeakKeyDictionary()
 _backfilling = threading.Lock()
+# Repairs scheduled after failed INSERTs (_tier_repair) and not yet done.
+_held: weakref.WeakKeyDictionary[Store, int] = weakref.WeakKeyDictionary()
+
+
+def hold(store: Store, n: int) -> None:
+    _held[store] = _held.get(store, 0) + n
+
+
+def release(store: Store, n: int) -> None:
+    _held[store] = _held.get(store, 0) - n
 
 
 def ready(store: Store) -> bool:
-    """Whether the tiers hold every stored point (no backfill pending); until
-    then reads use the raw points."""
+    """Whether the tiers hold every stored point exactly (no backfill and no
+    repair pending); until then reads use the raw points."""
+    if _held.get(store):
+        return False
     if _ready.get(store):
         return True
     done = not store.rows(q("tier_backfill_pending"))

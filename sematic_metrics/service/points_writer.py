@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sematic_metrics.errors import SematicMetricsError, StoreError, TypeConflictError
+from sematic_metrics.service._tier_repair import TierRepairs
 from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
 from sematic_metrics.service.points_body import type_field
 from sematic_metrics.service.sqlfiles import q
@@ -74,6 +75,7 @@ class Writer:
         # Keys of requests whose INSERT failed: metric_points may hold their
         # points all the same (a view refused its part after the table took its).
         self._suspect: set[str] = set()
+        self.tier_repairs = TierRepairs(store)
         self.inserts = 0
         # Called on the event loop with each stored table (live updates).
         self.listeners: list[Callable[[pa.Table], None]] = []
@@ -95,6 +97,7 @@ class Writer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._executor.shutdown(wait=True)
+        self.tier_repairs.stop()
         self._task = None
 
     async def _run(self) -> None:
@@ -222,6 +225,10 @@ class Writer:
         partial = [k for k, n in found.items() if n != sizes.get(k)]
         if partial:
             self._store.command(q("delete_batches"), {"batch_ids": partial})
+        # Their tier rows may be missing or partial (each view writes its own part).
+        for item in group:
+            if item.key in found:
+                self.tier_repairs.schedule(item.table)
         if whole:
             self._store.command(q("repair_catalog"), {"batch_ids": whole})
             self._store.command(q("repair_batches"), {"batch_ids": whole})
