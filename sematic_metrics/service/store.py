@@ -47,6 +47,7 @@ from sematic_metrics.errors import (
     StoreLockedError,
 )
 from sematic_metrics.service import _repair
+from sematic_metrics.service._changes import Changes, changes_of
 from sematic_metrics.service.cluster import ClusterDDL
 from sematic_metrics.service.config import Settings
 
@@ -81,34 +82,6 @@ SQL_POOL_SIZE = 2
 _SQL_TIMEOUT_S = 150
 # ClickHouse error codes of a statement refused for lack of rights.
 _REFUSED_CODES = frozenset({164, 497})  # READONLY, ACCESS_DENIED
-
-
-class Changes:
-    """Write generations of one embedded database, shared by the stores of this
-    process: every metric_points INSERT bumps the names it wrote, any other
-    statement bumps everything. A read that saw version ``v`` of a name is
-    current while the version is still ``v`` (the series cache)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counter = 0
-        self._everything = 0
-        self._names: dict[str, int] = {}
-
-    def touch(self, names: Iterable[str] | None = None) -> None:
-        with self._lock:
-            self._counter += 1
-            if names is None:
-                self._everything = self._counter
-            else:
-                for name in names:
-                    self._names[name] = self._counter
-
-    def version(self, name: str) -> tuple[int, int]:
-        return self._everything, self._names.get(name, 0)
-
-
-_CHANGES: dict[tuple[Path, str], Changes] = {}
 
 
 class Store:
@@ -157,8 +130,7 @@ class Store:
             # the generations see every write.
             path = self.data_path
             assert path is not None
-            with _HELD_LOCK:
-                self._changes = _CHANGES.setdefault((path, self.database), Changes())
+            self._changes = changes_of(path, self.database)
         try:
             bootstrap = self._client(database=None)
             for statement in self._rewrite(f"CREATE DATABASE IF NOT EXISTS `{self.database}`"):
