@@ -52,23 +52,14 @@ SELECT
     {{series_groups}},
     x - positiveModulo(x, {width:Int64})          AS bucket_x,
     count()                                       AS points,
-    countIf(fin)                                  AS finite,
-    sumKahanIf(value, fin)                        AS total,
-    minIf(value, fin)                             AS low,
-    maxIf(value, fin)                             AS high,
+    countIf(fin)                                  AS n_finite,
+    sumKahanIf(value, fin)                        AS sum_finite,
+    minIf(value, fin)                             AS low_finite,
+    maxIf(value, fin)                             AS high_finite,
     argMin(value, if(fin, {{series_order_key}}, toUInt256(-1))) AS first_value,
     argMax(value, if(fin, {{series_order_key}}, toUInt256(0)))  AS last_value,
     uniqExact(x)                                  AS distinct_x,
-    cityHash64(g_run_id, g_function_path, g_root_id, g_root_function_path) AS g_hash,
-    bucket_x / 1e6                                AS x_seconds,
-    -- All finite values equal: the average is that value and the sum one
-    -- product, exactly (merged partial sums may be an ulp away).
-    if(finite > 0, if(low = high, if({gauge:Bool}, low, low * finite),
-                      if({gauge:Bool}, total / finite, total)), NULL) AS v_value,
-    if(finite > 0, low, NULL)                     AS v_min,
-    if(finite > 0, high, NULL)                    AS v_max,
-    if(finite > 0, first_value, NULL)             AS v_first,
-    if(finite > 0, last_value, NULL)              AS v_last
+{{series_values}}
 FROM {{series_raw_source}}
 GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x
 ORDER BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_x;
