@@ -4,6 +4,8 @@ matching series, streamed as CSV, JSON lines, Parquet or Arrow)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -37,7 +39,12 @@ FORMATS = {
     "arrow": "application/vnd.apache.arrow.stream",
 }
 # Points per page of the export: the memory one page takes bounds the service's.
-PAGE_POINTS = 200_000
+PAGE_POINTS = 50_000
+# The export's pages come from malloc, which gives large blocks back at once;
+# pyarrow's default pool (mimalloc) kept about 40 MiB more after an export.
+_POOL = pa.system_memory_pool()
+# Rows per chunk sent: a few MB of CSV at most.
+SLICE_ROWS = 16_384
 _GROUP_COLUMNS = ("run_id", "function_path", "root_id", "root_function_path")
 
 
@@ -145,11 +152,13 @@ def _split(
 def _page(store: Store, query: engine.SeriesQuery, lo: int, hi: int) -> pa.Table:
     params = {**query.params(), "axis": _tiers.AXIS_CODES[query.axis], "from_x": lo, "to_x": hi}
     data = store.sql(q("series_points"), params, fmt="ArrowStream")
-    table = pa.ipc.open_stream(data).read_all() if data else _EMPTY
+    table = pa.ipc.open_stream(data, memory_pool=_POOL).read_all() if data else _EMPTY
     if query.axis == "time":
-        seconds = pc.divide(table["x"].cast(pa.float64()), 1e6)
+        seconds = pc.divide(pc.cast(table["x"], pa.float64(), memory_pool=_POOL), 1e6, memory_pool=_POOL)
         table = table.set_column(0, "x", seconds)
-    stamps = pc.divide(table["metric_time_us"].cast(pa.float64()), 1e6)
+    stamps = pc.divide(
+        pc.cast(table["metric_time_us"], pa.float64(), memory_pool=_POOL), 1e6, memory_pool=_POOL
+    )
     return table.set_column(1, "metric_time", stamps)
 
 
@@ -171,39 +180,43 @@ def _wire(value: float) -> float | str:
 
 
 def export(store: Store, catalog: Catalog, query: engine.SeriesQuery, fmt: str) -> Iterator[bytes]:
-    """The export as chunks of bytes, one page in memory at a time."""
+    """The export as chunks of bytes, one page in memory at a time.
+
+    Chunks are written SLICE_ROWS rows at a time: a chunk of a whole page
+    (tens of MB of CSV) waits in the socket's buffer while the next is made,
+    and such transient blocks, made on the threadpool's threads, left the
+    process hundreds of MiB larger after a 10M-point export.
+    """
     sink = io.BytesIO()
     writer: Any = None
-    first = True
     for lo, hi in pages(store, catalog, query):
         table = _page(store, query, lo, hi)
-        if fmt == "csv":
-            options = pacsv.WriteOptions(include_header=first)
-            pacsv.write_csv(table, sink, options)
-        elif fmt == "jsonl":
-            names = table.column_names
-            for row in zip(*(table[c].to_pylist() for c in names), strict=True):
-                record = dict(zip(names, row, strict=True))
-                record["value"] = _wire(record["value"])
-                sink.write(orjson.dumps(record) + b"\n")
-        elif fmt == "parquet":
+        if fmt == "parquet":  # one row group per page; compressed, so small
             writer = writer or pq.ParquetWriter(sink, table.schema)
             writer.write_table(table)
-        else:
-            writer = writer or pa.ipc.new_stream(sink, table.schema)
-            writer.write_table(table)
-        first = False
-        yield _drain(sink)
-    if writer is None and fmt in ("parquet", "arrow"):
-        writer = (
-            pq.ParquetWriter(sink, _page_schema())
-            if fmt == "parquet"
-            else pa.ipc.new_stream(sink, _page_schema())
+            yield _drain(sink)
+            continue
+        for batch in table.to_batches(max_chunksize=SLICE_ROWS):
+            if fmt == "csv":
+                writer = writer or pacsv.CSVWriter(sink, table.schema, memory_pool=_POOL)
+                writer.write_batch(batch)
+            elif fmt == "jsonl":
+                names = batch.schema.names
+                for row in zip(*(batch.column(c).to_pylist() for c in names), strict=True):
+                    record = dict(zip(names, row, strict=True))
+                    record["value"] = _wire(record["value"])
+                    sink.write(orjson.dumps(record) + b"\n")
+            else:
+                writer = writer or pa.ipc.new_stream(sink, table.schema)
+                writer.write_batch(batch)
+            yield _drain(sink)
+        del table
+    if writer is None and fmt != "jsonl":  # no point: the header or schema alone
+        writer = {"csv": pacsv.CSVWriter, "parquet": pq.ParquetWriter, "arrow": pa.ipc.new_stream}[fmt](
+            sink, _page_schema()
         )
     if writer is not None:
         writer.close()
-    elif first and fmt == "csv":
-        pacsv.write_csv(_EMPTY.slice(0, 0).rename_columns(_page_schema().names), sink)
     yield _drain(sink)
 
 
@@ -228,14 +241,26 @@ async def get_points(request: Request) -> Response:
     if fmt not in FORMATS:
         raise InvalidInputError(f"format: {fmt[:40]!r} is not an export format; use {', '.join(FORMATS)}")
     chunks = export(svc.store, svc.catalog, query, fmt)
-    # The first chunk before the answer starts: an unknown metric is still a 404.
-    head = await run_in_threadpool(next, chunks, b"")
+    # One thread makes every chunk: hopping between the threadpool's threads
+    # spread the pages' transient blocks over many malloc arenas, which kept
+    # them (a 10M-point export left the process hundreds of MiB larger).
+    thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export")
+    loop = asyncio.get_running_loop()
+    try:
+        # The first chunk before the answer starts: an unknown metric is still a 404.
+        head = await loop.run_in_executor(thread, next, chunks, b"")
+    except BaseException:
+        thread.shutdown(wait=False)
+        raise
 
     async def body() -> AsyncIterator[bytes]:
-        yield head
-        async for chunk in iterate_in_threadpool(chunks):
-            if chunk:
-                yield chunk
+        try:
+            yield head
+            while (chunk := await loop.run_in_executor(thread, next, chunks, None)) is not None:
+                if chunk:
+                    yield chunk
+        finally:
+            thread.shutdown(wait=False)
 
     filename = f"{query.name.replace('/', '_')[:100]}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
