@@ -235,6 +235,25 @@ def test_edited_added_and_removed_definition_files(store: Store, schema_copy: Pa
 
 
 @pytest.mark.backends
+def test_views_made_by_a_migrate_stopped_before_its_ledger_insert_are_owned_next_time(
+    store: Store, schema_copy: Path
+) -> None:
+    # The ledger rows are written after the views, in one INSERT: a migrate
+    # stopped in between leaves the views as their files say, unrecorded.
+    store.command("TRUNCATE TABLE schema_definitions")
+    assert changes(store, schema_copy) == []
+    assert migrate(store, schema_copy) == []
+    recorded = store.query("SELECT name, file FROM schema_definitions FINAL WHERE NOT dropped ORDER BY name")
+    assert recorded == sorted((d.name, d.file) for d in definitions(schema_copy))
+    # Owned again: removing a file drops its view.
+    (schema_copy / "definitions" / "103_metric_names.sql").unlink()
+    assert migrate(store, schema_copy) == [
+        "drop view metric_names: its file definitions/103_metric_names.sql was removed"
+    ]
+    assert not exists(store, "metric_names")
+
+
+@pytest.mark.backends
 def test_replacing_a_materialized_view_loses_and_doubles_no_rows(store: Store, schema_copy: Path) -> None:
     insert_points(store, "before", 3)
     mv = schema_copy / "definitions" / "010_ingest_batches_mv.sql"

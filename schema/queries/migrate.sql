@@ -48,9 +48,14 @@ FROM schema_definitions
 GROUP BY name
 HAVING NOT argMax(dropped, applied_at);
 
--- name: record_definition
+-- name: record_definitions
+-- Ledger rows of the views one migrate created, replaced, dropped or found
+-- unrecorded, in one INSERT (parallel arrays). Written after the views: a
+-- migrate stopped before it finds them as the files say and records them then.
 INSERT INTO schema_definitions (name, file, checksum, dropped)
-VALUES ({name:String}, {file:String}, {checksum:String}, {dropped:Bool});
+SELECT entry.1, entry.2, entry.3, entry.4
+FROM (SELECT arrayJoin(arrayZip({names:Array(String)}, {files:Array(String)},
+                                {checksums:Array(String)}, {dropped:Array(Bool)})) AS entry);
 
 -- name: engine_definitions
 -- The views of this database as the engine holds them, their SELECT in the

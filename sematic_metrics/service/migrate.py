@@ -391,11 +391,20 @@ def migrate(store: Store, directory: Path | None = None) -> list[str]:
     for change in found:
         for statement in change.statements:
             store.command(statement)
-        store.command(q("record_definition"), _record(change.name, change.definition))
+        bookkeeping.append(_record(change.name, change.definition))
         log.info("schema: %s", change.describe())
         ran.append(change.describe())
-    for row in bookkeeping:
-        store.command(q("record_definition"), row)
+    if bookkeeping:  # one INSERT: each costs a fresh database's migrate ~6 ms
+        columns = {key: [row[key] for row in bookkeeping] for key in ("name", "file", "checksum", "dropped")}
+        store.command(
+            q("record_definitions"),
+            {
+                "names": columns["name"],
+                "files": columns["file"],
+                "checksums": columns["checksum"],
+                "dropped": columns["dropped"],
+            },
+        )
     apply_ttl(store)
     return ran
 
