@@ -120,7 +120,9 @@ class SematicServer:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(20)
+            # Its workers wait out open long polls (about 20 s) before they stop;
+            # nothing of this throwaway server needs keeping.
+            self.proc.wait(3)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(20)

@@ -27,7 +27,9 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import clickhouse_connect
 import httpx
 import pytest
 
@@ -130,11 +132,54 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "embedded"))
 
 
+class EngineKeeper:
+    """One open client on the session's data directory, so that its chDB
+    engine stays up between tests.
+
+    chDB shuts its engine down when the last client closes, and every test
+    closes its store. Each restart cost about 0.4 s and left about 5 threads
+    and 12 file descriptors behind, so a test's setup grew from 0.8 s to
+    1.4 s over 250 tests (measured with a store, migrate and drop per cycle).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dsn = Settings(data_dir=path).dsn
+        self.client: Any = None
+
+    def hold(self) -> None:
+        if self.client is None:
+            self.client = clickhouse_connect.get_client(dsn=self.dsn)
+            self.client.query("SELECT 1")
+
+    def release(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
 @pytest.fixture(scope="session")
-def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def engine_keeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineKeeper]:
+    keeper = EngineKeeper(tmp_path_factory.mktemp("chdb"))
+    keeper.hold()
+    yield keeper
+    keeper.release()
+
+
+@pytest.fixture(scope="session")
+def engine_dir(engine_keeper: EngineKeeper) -> Path:
     # chDB hosts one engine per process, so the whole session shares one data
     # directory and isolates tests by database.
-    return tmp_path_factory.mktemp("chdb")
+    return engine_keeper.path
+
+
+@pytest.fixture
+def own_engine(engine_keeper: EngineKeeper) -> Iterator[None]:
+    """For a test that opens an engine on another directory in this process:
+    the session's engine is let go for the test (a second path is refused)."""
+    engine_keeper.release()
+    yield
+    engine_keeper.hold()
 
 
 @pytest.fixture

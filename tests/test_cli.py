@@ -173,6 +173,7 @@ def test_migrate_print_cluster_statements_parse(
             pytest.fail(f"does not parse: {statement.splitlines()[0]}: {exc}")
 
 
+@pytest.mark.usefixtures("own_engine")
 def test_migrate_print_follows_the_environment(
     capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
