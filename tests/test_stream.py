@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sematic_metrics.service import _stream_extents, _tiers
+from sematic_metrics.service.store import Store
 from tests._support import T0, compact, run_labels, wait_until
 
 WAIT_S = 30.0  # generous: only a failure waits this long
@@ -290,3 +292,49 @@ def test_openapi_documents_the_stream(client: httpx.Client) -> None:
     described = paths["/api/v1/stream"]["get"]
     assert "Last-Event-ID" in described["description"]
     assert "text/event-stream" in described["responses"]["200"]["content"]
+
+
+# -- the extents a stream starts from (_stream_extents) ------------------------------------
+# name: (points, seconds between points; 0: four shared times). The tiers answer
+# some metrics alone and send the others to the raw points.
+_EXTENT_CASES = {
+    "few": (50, 1.0),  # at most 300 points: raw
+    "shared": (400, 0.0),  # 400 points at 4 times: raw, 4 times
+    "dense": (1000, 0.1),  # 1000 times in 2 minute buckets: raw, too many times
+    "long": (400, 60.0),  # 400 minute buckets: the tiers alone
+    "two_a_minute": (302, 30.0),  # 151 buckets of 2 times: more than 300, the tiers alone
+    "boundary": (300, 30.0),  # 150 buckets of 2: not known to exceed 300, raw: 300 times
+    "before_1970": (400, 60.0),  # starts before 1970: raw, which leaves those out
+}
+
+
+def test_stream_extents_from_the_tiers_equal_the_raw_points(store: Store) -> None:
+    for run_id in ("r1", "r2"):
+        for name, (n, step_s) in _EXTENT_CASES.items():
+            t0 = -600.0 if name == "before_1970" else T0 + (0 if run_id == "r1" else 86_400)
+            store.command(
+                "INSERT INTO metric_points (name, metric_type, metric_time, value, run_id, root_id, "
+                "function_path, root_function_path, scope, user_id, labels, batch_id) "
+                "SELECT {name:String}, 'GAUGE', fromUnixTimestamp64Micro(toInt64(({t0:Float64} "
+                "+ if({step:Float64} = 0, number % 4, number * {step:Float64})) * 1e6), 'UTC'), "
+                "if(number % 7 = 0, nan, toFloat64(number)), {run:String}, {run:String}, 'p', 'p', "
+                "'0', '', map(), {batch:String} FROM numbers({n:UInt32})",
+                {"name": name, "t0": t0, "step": step_s, "run": run_id, "n": n, "batch": f"{run_id}-{name}"},
+            )
+    assert _tiers.ready(store)
+    for run_id in ("r1", "r2"):
+        tiers = {row["name"]: row for row in _stream_extents.load(store, run_id)}
+        raw = {row["name"]: row for row in _stream_extents._raw(store, run_id, None)}
+        assert tiers.keys() == raw.keys() == set(_EXTENT_CASES)
+        for name in _EXTENT_CASES:
+            got, want = tiers[name], raw[name]
+            assert (got["first_us"], got["last_us"]) == (want["first_us"], want["last_us"]), name
+            assert (
+                got["times"] is None
+                if want["times"] is None
+                else sorted(got["times"]) == sorted(want["times"])
+            )
+        assert raw["long"]["times"] is None and raw["dense"]["times"] is None
+        assert raw["two_a_minute"]["times"] is None and len(raw["boundary"]["times"]) == 300
+        assert raw["shared"]["times"] is not None and len(raw["shared"]["times"]) == 4
+        assert raw["before_1970"]["first_us"] == 0

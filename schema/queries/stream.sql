@@ -11,6 +11,32 @@ SELECT name,
 FROM metric_points
 WHERE run_id = {run_id:String}
   AND metric_time >= fromUnixTimestamp64Micro(toInt64(0), 'UTC')
+  AND ({all_names:Bool} OR name IN {names:Array(String)})
+GROUP BY name;
+
+-- name: stream_spans
+-- stream_extents from the rollup tiers (sematic_metrics/service/_stream_extents.py):
+-- per metric of one run, its point count and time extent from the coarsest
+-- time tier ({width:Int64}, a row per series and day).
+SELECT name, sum(points) AS points, min(min_x) AS first_us, max(max_x) AS last_us
+FROM metric_tiers
+WHERE axis = 'time' AND width = {width:Int64} AND run_id = {run_id:String}
+GROUP BY name;
+
+-- name: stream_minutes
+-- A lower bound of the distinct times of each of {names} in the run, from the
+-- finest time tier ({width:Int64}): points in different buckets have
+-- different times, and a bucket whose earliest and latest points differ has
+-- two. Above 300 the metric has more than 300 distinct times.
+SELECT name, sum(if(low < high, 2, 1)) AS times_at_least
+FROM
+(
+    SELECT name, bucket, min(min_x) AS low, max(max_x) AS high
+    FROM metric_tiers
+    WHERE axis = 'time' AND width = {width:Int64} AND run_id = {run_id:String}
+      AND name IN {names:Array(String)}
+    GROUP BY name, bucket
+)
 GROUP BY name;
 
 -- name: stream_buckets

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from sematic_metrics.errors import SematicMetricsError, StoreError
 from sematic_metrics.rules import MAX_TIME_US
 from sematic_metrics.rules import US_PER_S as _US
+from sematic_metrics.service import _stream_extents
 from sematic_metrics.service._sse import Server, Subscriber, sse
 from sematic_metrics.service.series import MAX_SERIES_POINTS, bucket_width_s
 from sematic_metrics.service.sqlfiles import q
@@ -269,10 +270,9 @@ class Hub:
 
     def _load(self, run: Run) -> None:
         extents: dict[str, Extent] = {}
-        for row in self.store.rows(q("stream_extents"), {"run_id": run.run_id}):
-            ext = Extent(int(row["first_us"]), int(row["last_us"]), {int(t) for t in row["times"]})
-            if len(ext.times or ()) > MAX_SERIES_POINTS:
-                ext.times = None
+        for row in _stream_extents.load(self.store, run.run_id):
+            times = row["times"]
+            ext = Extent(row["first_us"], row["last_us"], None if times is None else set(times))
             ext.width_us = ext.auto_width_us()
             extents[str(row["name"])] = ext
         run.extents = extents
