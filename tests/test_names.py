@@ -135,10 +135,19 @@ def test_names_include_system_metrics_with_points(store: Store) -> None:
     insert(store, POINTS)
     flt = metrics_filter({"run_id": "c"})
     system = {
-        "sematic.yes": series.SystemMetric(lambda *_: {}, lambda _store, _flt: True),
-        "sematic.no": series.SystemMetric(lambda *_: {}, lambda _store, _flt: False),
+        "sematic.yes": series.SystemMetric(lambda *_: {}, lambda _store, _flt: frozenset({"sematic.yes"})),
+        "sematic.no": series.SystemMetric(lambda *_: {}, lambda _store, _flt: frozenset({"sematic.yes"})),
     }
     assert _names.names(store, flt, system) == ["late", "sematic.yes"]
+
+
+# One point of one system metric, read with that metric's own parameter.
+ONE_POINT_OF = """SELECT 1
+FROM pipeline_points(
+    metric = {metric:String}, from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)},
+    root = {root:Int8})
+LIMIT 1"""
 
 
 @pytest.mark.parametrize(
@@ -190,8 +199,8 @@ def test_system_metrics_skipped_without_a_query_only_when_none_matches(
     flt = metrics_filter(labels)
     for name, provider in pipelines.system_metrics().items():
         metric = name.removeprefix("sematic.")
-        queried = bool(store.rows(q("pipeline_points_any"), {"metric": metric, **flt.params()}))
-        assert (provider.has_points(store, flt), queried) == (expected, expected), name
+        queried = bool(store.rows(ONE_POINT_OF, {"metric": metric, **flt.params()}))
+        assert (name in provider.present(store, flt), queried) == (expected, expected), name
     assert pipelines.matches_no_system_point(flt) is skipped
 
 

@@ -6,7 +6,9 @@
 --                                     not cached or cloned copies
 --   metric = 'func_effective_runtime' run_time_s at resolved_at, for RESOLVED root
 --                                     runs that are not copies
--- Columns as on metric points: run_id = root_id = the run id, function_path =
+--   metric = ''                       the points of all three (one read of the
+--                                     runs), told apart by the metric column
+-- Columns: metric, then as on metric points: run_id = root_id = the run id, function_path =
 -- root_function_path = the pipeline, user_id; scope and the labels map are
 -- empty, so a filter on any other label matches only an empty value. The
 -- parameters are those of metric_series: a half-open window [from_us, to_us)
@@ -18,11 +20,12 @@
 --                               filter_values = ['train.pipeline'], root = -1)
 --          ORDER BY metric_time;
 CREATE VIEW pipeline_points AS
-SELECT run_id, root_id, function_path, root_function_path, scope, user_id, labels,
+SELECT metric, run_id, root_id, function_path, root_function_path, scope, user_id, labels,
        metric_time, value
 FROM
 (
     SELECT
+        metric,
         run_id,
         run_id                                                                  AS root_id,
         function_path,
@@ -30,16 +33,18 @@ FROM
         ''                                                                      AS scope,
         user_id,
         CAST(map(), 'Map(String, String)')                                      AS labels,
-        assumeNotNull(multiIf({metric:String} = 'run_count', created_at,
-                              {metric:String} = 'func_success_rate', outcome_at,
+        assumeNotNull(multiIf(metric = 'run_count', created_at,
+                              metric = 'func_success_rate', outcome_at,
                               resolved_at))                                     AS metric_time,
-        toFloat64(assumeNotNull(multiIf({metric:String} = 'run_count', 1,
-                                        {metric:String} = 'func_success_rate', succeeded,
+        toFloat64(assumeNotNull(multiIf(metric = 'run_count', 1,
+                                        metric = 'func_success_rate', succeeded,
                                         run_time_s)))                          AS value
     FROM pipeline_runs
-    WHERE multiIf({metric:String} = 'run_count', true,
-                  {metric:String} = 'func_success_rate', succeeded IS NOT NULL,
-                  {metric:String} = 'func_effective_runtime', run_time_s IS NOT NULL,
+    ARRAY JOIN if({metric:String} = '', ['run_count', 'func_success_rate', 'func_effective_runtime'],
+                  [{metric:String}]) AS metric
+    WHERE multiIf(metric = 'run_count', true,
+                  metric = 'func_success_rate', succeeded IS NOT NULL,
+                  metric = 'func_effective_runtime', run_time_s IS NOT NULL,
                   false)
 )
 WHERE metric_time >= fromUnixTimestamp64Micro({from_us:Int64}, 'UTC')

@@ -72,9 +72,9 @@ FROM pipeline_series(
     width_us = 0, from_us = {from_us:Int64}, to_us = {to_us:Int64},
     filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8});
 
--- name: pipeline_points_any
-SELECT 1
+-- name: pipeline_points_present
+-- Which system metrics have a point matching the filter (pipelines.py).
+SELECT DISTINCT metric
 FROM pipeline_points(
-    metric = {metric:String}, from_us = {from_us:Int64}, to_us = {to_us:Int64},
-    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
-LIMIT 1;
+    metric = '', from_us = {from_us:Int64}, to_us = {to_us:Int64},
+    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8});

@@ -56,7 +56,10 @@ def stored_names(store: Store, flt: MetricsFilter) -> list[str]:
 def names(store: Store, flt: MetricsFilter, system: Mapping[str, SystemMetric]) -> list[str]:
     """The ``content`` of ``GET /api/v1/metrics``: stored and system metric names."""
     found = stored_names(store, flt)
+    present: dict[Any, frozenset[str]] = {}
     for system_name, provider in system.items():
-        if provider.has_points(store, flt):
+        if provider.present not in present:  # one call per function, shared by its metrics
+            present[provider.present] = provider.present(store, flt)
+        if system_name in present[provider.present]:
             found.append(system_name)
     return sorted(set(found))

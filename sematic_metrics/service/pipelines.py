@@ -194,19 +194,19 @@ def matches_no_system_point(flt: queries.MetricsFilter) -> bool:
     return any(value != "" for key, value in flt.filters.items() if key not in _SYSTEM_LABELS)
 
 
-def _has_points_fn(metric: str) -> Any:
-    def has_points(store: Store, flt: queries.MetricsFilter) -> bool:
-        if matches_no_system_point(flt):
-            return False
-        return bool(store.rows(q("pipeline_points_any"), {"metric": metric, **flt.params()}))
-
-    return has_points
+def system_names_with_points(store: Store, flt: queries.MetricsFilter) -> frozenset[str]:
+    """The system metrics with a point matching ``flt``, from one read of the
+    runs (a query per metric cost about 30 ms each in a names request)."""
+    if matches_no_system_point(flt):
+        return frozenset()
+    found = {str(m) for m in store.columns(q("pipeline_points_present"), flt.params())["metric"]}
+    return frozenset(name for name, (metric, _type) in SYSTEM_METRICS.items() if metric in found)
 
 
 def system_metrics() -> dict[str, queries.SystemMetric]:
     """Providers of Sematic's system metrics, computed from runs; the Service owns them."""
     return {
-        name: queries.SystemMetric(_series_fn(metric, type_name), _has_points_fn(metric))
+        name: queries.SystemMetric(_series_fn(metric, type_name), system_names_with_points)
         for name, (metric, type_name) in SYSTEM_METRICS.items()
     }
 

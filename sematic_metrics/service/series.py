@@ -158,11 +158,13 @@ SeriesFn = Callable[[Store, str, MetricsFilter, list[str], Rollup], dict[str, An
 @dataclass(frozen=True)
 class SystemMetric:
     """A metric computed from other tables (Sematic's system metrics from runs):
-    its series, and whether any of its points match a filter. The Service owns
-    the mapping of names to providers and passes it to the functions below."""
+    its series, and ``present``: the names of the system metrics with points
+    matching a filter, for this one and the others sharing the function (one
+    call answers for all of them). The Service owns the mapping of names to
+    providers and passes it to the functions below."""
 
     series: SeriesFn
-    has_points: Callable[[Store, MetricsFilter], bool]
+    present: Callable[[Store, MetricsFilter], frozenset[str]]
 
 
 def metric_type_name(catalog: Catalog, name: str) -> str:
