@@ -54,8 +54,8 @@ HAVING NOT argMax(dropped, applied_at);
 -- migrate stopped before it finds them as the files say and records them then.
 INSERT INTO schema_definitions (name, file, checksum, dropped)
 SELECT entry.1, entry.2, entry.3, entry.4
-FROM (SELECT arrayJoin(arrayZip({names:Array(String)}, {files:Array(String)},
-                                {checksums:Array(String)}, {dropped:Array(Bool)})) AS entry);
+FROM (SELECT arrayJoin(arrayZip({name:Array(String)}, {file:Array(String)},
+                                {checksum:Array(String)}, {dropped:Array(Bool)})) AS entry);
 
 -- name: engine_definitions
 -- The views of this database as the engine holds them, their SELECT in the

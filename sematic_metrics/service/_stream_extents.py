@@ -8,9 +8,9 @@ reads. Once the tiers hold every point (``_tiers.ready``) the extents come
 from the coarsest time tier, metrics that the finest time tier shows to have
 more than 300 distinct times (two a minute bucket whose first and last point
 differ, one otherwise) need no times, and only the remaining metrics' points
-are read. Metrics the tiers cannot answer exactly
-go to the raw query too: points before 1970 (which the stream leaves out),
-or tier rows that may count points the retention TTL removed.
+are read. Metrics the tiers cannot answer exactly go to the raw query too:
+points before 1970 (which the stream leaves out), or tier rows that may count
+points the retention TTL removed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _MINUTE, _, _DAY = _tiers.TIERS["time"]
 
 
 def load(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Rows of name, first_us, last_us and times (None: more than
+    """Rows of name, first_us, last_us and times (a set; None: more than
     ``MAX_SERIES_POINTS`` distinct times) of every metric of the run."""
     if not _tiers.ready(store):
         return _raw(store, run_id, None)
@@ -59,7 +59,7 @@ def _raw(store: Store, run_id: str, names: list[str] | None) -> list[dict[str, A
             "name": str(row["name"]),
             "first_us": int(row["first_us"]),
             "last_us": int(row["last_us"]),
-            "times": None if len(row["times"]) > MAX_SERIES_POINTS else [int(t) for t in row["times"]],
+            "times": None if len(row["times"]) > MAX_SERIES_POINTS else {int(t) for t in row["times"]},
         }
         for row in rows
     ]

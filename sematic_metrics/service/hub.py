@@ -271,8 +271,7 @@ class Hub:
     def _load(self, run: Run) -> None:
         extents: dict[str, Extent] = {}
         for row in _stream_extents.load(self.store, run.run_id):
-            times = row["times"]
-            ext = Extent(row["first_us"], row["last_us"], None if times is None else set(times))
+            ext = Extent(row["first_us"], row["last_us"], row["times"])
             ext.width_us = ext.auto_width_us()
             extents[str(row["name"])] = ext
         run.extents = extents

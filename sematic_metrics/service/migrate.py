@@ -395,15 +395,8 @@ def migrate(store: Store, directory: Path | None = None) -> list[str]:
         log.info("schema: %s", change.describe())
         ran.append(change.describe())
     if bookkeeping:  # one INSERT: each costs a fresh database's migrate ~6 ms
-        columns = {key: [row[key] for row in bookkeeping] for key in ("name", "file", "checksum", "dropped")}
         store.command(
-            q("record_definitions"),
-            {
-                "names": columns["name"],
-                "files": columns["file"],
-                "checksums": columns["checksum"],
-                "dropped": columns["dropped"],
-            },
+            q("record_definitions"), {key: [row[key] for row in bookkeeping] for key in bookkeeping[0]}
         )
     apply_ttl(store)
     return ran

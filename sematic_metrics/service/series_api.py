@@ -4,11 +4,9 @@ matching series, streamed as CSV, JSON lines, Parquet or Arrow)."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import io
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -17,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -180,37 +178,18 @@ def _wire(value: float) -> float | str:
 
 
 def export(store: Store, catalog: Catalog, query: engine.SeriesQuery, fmt: str) -> Iterator[bytes]:
-    """The export as chunks of bytes, one page in memory at a time.
+    """The export as chunks of bytes, one page in memory at a time (each is
+    written, and let go, inside ``_write``).
 
     Chunks are written SLICE_ROWS rows at a time: a chunk of a whole page
-    (tens of MB of CSV) waits in the socket's buffer while the next is made,
-    and such transient blocks, made on the threadpool's threads, left the
-    process hundreds of MiB larger after a 10M-point export.
+    (tens of MB of CSV) waits in the socket's buffer while the next is made;
+    with such chunks a 10M-point export left the process hundreds of MiB
+    larger.
     """
     sink = io.BytesIO()
     writer: Any = None
     for lo, hi in pages(store, catalog, query):
-        table = _page(store, query, lo, hi)
-        if fmt == "parquet":  # one row group per page; compressed, so small
-            writer = writer or pq.ParquetWriter(sink, table.schema)
-            writer.write_table(table)
-            yield _drain(sink)
-            continue
-        for batch in table.to_batches(max_chunksize=SLICE_ROWS):
-            if fmt == "csv":
-                writer = writer or pacsv.CSVWriter(sink, table.schema, memory_pool=_POOL)
-                writer.write_batch(batch)
-            elif fmt == "jsonl":
-                names = batch.schema.names
-                for row in zip(*(batch.column(c).to_pylist() for c in names), strict=True):
-                    record = dict(zip(names, row, strict=True))
-                    record["value"] = _wire(record["value"])
-                    sink.write(orjson.dumps(record) + b"\n")
-            else:
-                writer = writer or pa.ipc.new_stream(sink, table.schema)
-                writer.write_batch(batch)
-            yield _drain(sink)
-        del table
+        writer = yield from _write(_page(store, query, lo, hi), fmt, sink, writer)
     if writer is None and fmt != "jsonl":  # no point: the header or schema alone
         writer = {"csv": pacsv.CSVWriter, "parquet": pq.ParquetWriter, "arrow": pa.ipc.new_stream}[fmt](
             sink, _page_schema()
@@ -218,6 +197,30 @@ def export(store: Store, catalog: Catalog, query: engine.SeriesQuery, fmt: str) 
     if writer is not None:
         writer.close()
     yield _drain(sink)
+
+
+def _write(table: pa.Table, fmt: str, sink: io.BytesIO, writer: Any) -> Generator[bytes, None, Any]:
+    """One page's chunks; returns the writer (made from the first page's schema)."""
+    if fmt == "parquet":  # one row group per page; compressed, so small
+        writer = writer or pq.ParquetWriter(sink, table.schema)
+        writer.write_table(table)
+        yield _drain(sink)
+        return writer
+    for batch in table.to_batches(max_chunksize=SLICE_ROWS):
+        if fmt == "csv":
+            writer = writer or pacsv.CSVWriter(sink, table.schema, memory_pool=_POOL)
+            writer.write_batch(batch)
+        elif fmt == "jsonl":
+            names = batch.schema.names
+            for row in zip(*(batch.column(c).to_pylist() for c in names), strict=True):
+                record = dict(zip(names, row, strict=True))
+                record["value"] = _wire(record["value"])
+                sink.write(orjson.dumps(record) + b"\n")
+        else:
+            writer = writer or pa.ipc.new_stream(sink, table.schema)
+            writer.write_batch(batch)
+        yield _drain(sink)
+    return writer
 
 
 def _page_schema() -> pa.Schema:
@@ -241,26 +244,14 @@ async def get_points(request: Request) -> Response:
     if fmt not in FORMATS:
         raise InvalidInputError(f"format: {fmt[:40]!r} is not an export format; use {', '.join(FORMATS)}")
     chunks = export(svc.store, svc.catalog, query, fmt)
-    # One thread makes every chunk: hopping between the threadpool's threads
-    # spread the pages' transient blocks over many malloc arenas, which kept
-    # them (a 10M-point export left the process hundreds of MiB larger).
-    thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export")
-    loop = asyncio.get_running_loop()
-    try:
-        # The first chunk before the answer starts: an unknown metric is still a 404.
-        head = await loop.run_in_executor(thread, next, chunks, b"")
-    except BaseException:
-        thread.shutdown(wait=False)
-        raise
+    # The first chunk before the answer starts: an unknown metric is still a 404.
+    head = await run_in_threadpool(next, chunks, b"")
 
     async def body() -> AsyncIterator[bytes]:
-        try:
-            yield head
-            while (chunk := await loop.run_in_executor(thread, next, chunks, None)) is not None:
-                if chunk:
-                    yield chunk
-        finally:
-            thread.shutdown(wait=False)
+        yield head
+        async for chunk in iterate_in_threadpool(chunks):
+            if chunk:
+                yield chunk
 
     filename = f"{query.name.replace('/', '_')[:100]}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
