@@ -253,4 +253,4 @@ def test_a_tier_row_outliving_its_points_names_nothing(store: Store, settings: S
     ids=["no-retention", "thirty-days"],
 )
 def test_expiry_bound(ttl_days: int | None, expected: int) -> None:
-    assert _names.expire_us(ttl_days, 1_700_000_000.5) == expected
+    assert _tiers.expire_us(ttl_days, 1_700_000_000.5) == expected

@@ -11,7 +11,7 @@ import pytest
 
 from sematic_metrics.errors import InvalidInputError
 from sematic_metrics.rules import DEFAULT_FROM_US
-from sematic_metrics.service import _names
+from sematic_metrics.service import _names, _sematic_rollup
 from sematic_metrics.service import series as queries
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.sqlfiles import q
@@ -39,7 +39,7 @@ def buckets(width_s: int, first_s: float, last_s: float) -> int:
     ids=["300-points", "301-points", "unaligned", "one-hour", "rollup-minimum", "negative-times"],
 )
 def test_bucket_width_is_smallest_fitting(first: float, last: float, minimum: int, expected: int) -> None:
-    width = queries.bucket_width_s([(int(first * US), int(last * US))], minimum)
+    width = _sematic_rollup.bucket_width_s([(int(first * US), int(last * US))], minimum)
     assert width == expected
     assert buckets(width, first, last) <= 300
     if width > minimum:
@@ -49,7 +49,7 @@ def test_bucket_width_is_smallest_fitting(first: float, last: float, minimum: in
 def test_bucket_width_checks_every_series() -> None:
     short = (0, 10 * US)
     long = (5 * US, 905 * US)
-    width = queries.bucket_width_s([short, long], 1)
+    width = _sematic_rollup.bucket_width_s([short, long], 1)
     assert buckets(width, 5, 905) <= 300
     assert buckets(width - 1, 5, 905) > 300
 

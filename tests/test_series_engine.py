@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from sematic_metrics.errors import NotFoundError
 from sematic_metrics.rules import COUNT, GAUGE
-from sematic_metrics.service import _tiers, series
+from sematic_metrics.service import _sematic_rollup, _tiers, series
 from sematic_metrics.service import series_engine as engine
 from sematic_metrics.service.catalog import Catalog
 from sematic_metrics.service.config import Settings
@@ -462,40 +462,68 @@ def test_delete_removes_points_from_the_tiers(store: Store, catalog: Catalog) ->
 
 
 @pytest.mark.parametrize(
-    ("rollup", "group_by", "spacing_us", "count"),
+    ("rollup", "group_by", "metric_type", "count", "spacing_us", "times"),
     [
-        ("auto", (), 1_000_000, 250),
-        ("auto", ("run_id",), 7_300_000, 5000),
-        (60, ("run_id", "root_id"), 3_100_000, 4000),
-        ("auto", ("function_path",), 33_334_567, 9000),
+        ("auto", (), GAUGE, 250, 1_000_000, 0),
+        ("auto", ("run_id",), GAUGE, 5000, 7_300_000, 0),
+        ("auto", (), COUNT, 3000, 2_000_000, 150),
+        (60, ("run_id", "root_id"), GAUGE, 4000, 3_100_000, 0),
+        ("auto", ("function_path",), COUNT, 9000, 33_334_567, 0),
+        ("auto", (), GAUGE, 25_000, 1_300_000, 0),
+        ("auto", (), COUNT, 40_000, 61_000_000, 0),
+        ("auto", ("run_id",), GAUGE, 60_000, 7_000_000, 200),
+        ("auto", (), COUNT, 25_000, 1_100_000, 500),
     ],
-    ids=["auto-raw-seconds", "auto-bucketed", "rollup-60", "auto-long"],
+    ids=[
+        "auto-raw-seconds",
+        "auto-bucketed",
+        "auto-few-times-in-seconds",
+        "rollup-60",
+        "auto-long",
+        "auto-large-from-tiers",
+        "auto-large-hours-from-tiers",
+        "auto-large-few-times-in-seconds",
+        "auto-large-dense-minutes",
+    ],
 )
 def test_sematic_rollups_from_the_tiers_equal_the_view(
     store: Store,
     catalog: Catalog,
     rollup: series.Rollup,
     group_by: tuple[str, ...],
-    spacing_us: int,
+    metric_type: int,
     count: int,
+    spacing_us: int,
+    times: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # ``times``: that many distinct times shared by the points (0: every
+    # point its own time). The large cases pass the size where the tiers
+    # answer (lowered here from millions of points), and a lower bound of the
+    # distinct times from minute rows that does (1.3 s apart) or does not
+    # (500 times in 10 minutes) settle it.
+    monkeypatch.setattr(_sematic_rollup, "LARGE", 19_000)
     points: list[Point] = []
     for i in range(count):
         value = math.nan if i % 97 == 0 else (i % 13) * 0.1
-        points.append(("abc"[i % 3], T0_US + i * spacing_us + i % 5, None, value))
-    insert(store, "loss", points)
+        at = T0_US + (i % times) * spacing_us if times else T0_US + i * spacing_us + i % 5
+        points.append(("abc"[i % 3], at, None, value))
+    insert(store, "loss", points, metric_type)
     flt = series.MetricsFilter(from_us=0, to_us=T0_US * 2, filters={"root_function_path": "pipe"})
     sql = (q("series"), q("series_extents"))
     assert rollup is not None
-    view = series.run_series(store, sql, {"name": "loss"}, "GAUGE", "loss", flt, list(group_by), rollup)
-    tiers = engine.sematic_series(
-        store, "loss", "GAUGE", (flt.from_us, flt.to_us), flt.filters, flt.root, group_by, rollup,
-        series.bucket_width_s, series.MAX_SERIES_POINTS,
-    )  # fmt: skip
-    assert tiers["columns"] == view["columns"]
+    type_name = "GAUGE" if metric_type == GAUGE else "COUNT"
+    view = series.run_series(store, sql, {"name": "loss"}, type_name, "loss", flt, list(group_by), rollup)
+    tiers = series.series(store, catalog, "loss", flt, list(group_by), rollup, {})
+    assert tiers["columns"] == view["columns"] and tiers["metric_type"] == type_name
     assert [row[1] for row in tiers["series"]] == [row[1] for row in view["series"]]
     for (got, _), (want, _) in zip(tiers["series"], view["series"], strict=True):
         assert got == pytest.approx(want, rel=1e-12, nan_ok=True)
+    # Shared times: whole seconds (one row per time and group) up to 300, else buckets.
+    if 0 < times <= _sematic_rollup.MAX_SERIES_POINTS:
+        assert len(tiers["series"]) == times * (3 if group_by else 1)
+    elif times:
+        assert len(tiers["series"]) <= _sematic_rollup.MAX_SERIES_POINTS
 
 
 # This test's own database: other tests' databases have a metric_tiers too.

@@ -112,6 +112,22 @@ WHERE name = {name:String}
   AND {{label_filter}}
 GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
 
+-- name: series_times_at_least
+-- A lower bound of each series' distinct times in [from_x, to_x), from the
+-- rows of one time tier inside it (the caller's plan reads only tier_a):
+-- points in different rows have different times, and a row whose earliest
+-- and latest points differ has two. Sematic's rollup=auto asks it for large
+-- series (service/_sematic_rollup.py) instead of counting every time.
+SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, sum(if(low < high, 2, 1)) AS times_at_least
+FROM
+(
+    SELECT {{series_groups}}, bucket, min(min_x) AS low, max(max_x) AS high
+    FROM metric_tiers
+    WHERE {{series_tier_where}}
+    GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path, bucket
+)
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
+
 -- name: series_points
 -- Every raw point of the matching series in [from_x, to_x), for the export.
 SELECT

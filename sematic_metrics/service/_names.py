@@ -11,27 +11,13 @@ backfill completes, the points answer alone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from sematic_metrics.rules import US_PER_S as _US
 from sematic_metrics.service import _tiers
 from sematic_metrics.service.series import MetricsFilter, SystemMetric
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
-
-_NO_EXPIRY = -(2**63)
-
-
-def expire_us(ttl_days: int | None, now_s: float | None = None) -> int:
-    """Points with an earlier metric_time may have been removed by the TTL
-    (``toDateTime(metric_time) + days``); an hour's margin covers the clock
-    of a server."""
-    if not ttl_days:
-        return _NO_EXPIRY
-    now = time.time() if now_s is None else now_s
-    return (int(now) + 3600 - ttl_days * 86400) * _US
 
 
 def stored_names(store: Store, flt: MetricsFilter) -> list[str]:
@@ -41,7 +27,7 @@ def stored_names(store: Store, flt: MetricsFilter) -> list[str]:
         return [str(n) for n in store.columns(q("names_matching"), params)["g_name"]]
     tiers = store.columns(
         q("names_from_tiers"),
-        {**params, "width": _tiers.TIERS["time"][-1], "expire_us": expire_us(store.settings.ttl_days)},
+        {**params, "width": _tiers.TIERS["time"][-1], "expire_us": _tiers.expire_us(store.settings.ttl_days)},
     )
     found: list[str] = []
     candidates: list[str] = []

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sematic_metrics.service import _names, _tiers
-from sematic_metrics.service.series import MAX_SERIES_POINTS
+from sematic_metrics.service import _tiers
+from sematic_metrics.service._sematic_rollup import MAX_SERIES_POINTS
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
 
@@ -30,7 +30,7 @@ def load(store: Store, run_id: str) -> list[dict[str, Any]]:
     ``MAX_SERIES_POINTS`` distinct times) of every metric of the run."""
     if not _tiers.ready(store):
         return _raw(store, run_id, None)
-    expire_us = max(0, _names.expire_us(store.settings.ttl_days))
+    expire_us = max(0, _tiers.expire_us(store.settings.ttl_days))
     out: list[dict[str, Any]] = []
     raw: list[str] = []
     many: dict[str, dict[str, Any]] = {}

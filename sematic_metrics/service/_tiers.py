@@ -292,6 +292,19 @@ def repair_after_delete(store: Store, params: Mapping[str, Any]) -> None:
         store.command(q("tier_refeed_step"), params)
 
 
+_NO_EXPIRY = -(2**63)
+
+
+def expire_us(ttl_days: int | None, now_s: float | None = None) -> int:
+    """Points with an earlier metric_time may have been removed by the TTL
+    (``toDateTime(metric_time) + days``); an hour's margin covers the clock
+    of a server."""
+    if not ttl_days:
+        return _NO_EXPIRY
+    now = time.time() if now_s is None else now_s
+    return (int(now) + 3600 - ttl_days * 86400) * _US
+
+
 _TTL_DAYS = re.compile(r"\bTTL .*toIntervalDay\((?:_CAST\()?(\d+)")
 
 

@@ -33,8 +33,8 @@ from sematic_metrics.errors import SematicMetricsError, StoreError
 from sematic_metrics.rules import MAX_TIME_US
 from sematic_metrics.rules import US_PER_S as _US
 from sematic_metrics.service import _stream_extents
+from sematic_metrics.service._sematic_rollup import MAX_SERIES_POINTS, bucket_width_s
 from sematic_metrics.service._sse import Server, Subscriber, sse
-from sematic_metrics.service.series import MAX_SERIES_POINTS, bucket_width_s
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
 

@@ -1,7 +1,8 @@
 """Read paths of the metrics API: bucketed series, names and deletes.
 
-The aggregation runs in ClickHouse (the metric_series view); Python only
-chooses the bucket width and shapes the JSON.
+The aggregation runs in ClickHouse: a rollup from the series engine's tiers
+(_sematic_rollup.py), one value per group from the metric_series view;
+Python only chooses the bucket width and shapes the JSON.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from sematic_metrics.errors import InvalidInputError, NotFoundError
 from sematic_metrics.rules import DEFAULT_FROM_TIME, DEFAULT_FROM_US, MAX_TIME, MIN_TIME, ROOT_FILTER
 from sematic_metrics.rules import US_PER_S as _US
 from sematic_metrics.service import _tiers
+from sematic_metrics.service._sematic_rollup import MAX_SERIES_POINTS, bucket_width_s, content
+from sematic_metrics.service._sematic_rollup import series as sematic_rollup
 from sematic_metrics.service.catalog import TYPE_NAMES, Catalog
 from sematic_metrics.service.sqlfiles import q
 from sematic_metrics.service.store import Store
 
 GROUP_BY_OPTIONS = ("run_id", "function_path", "root_id", "root_function_path")
-MAX_SERIES_POINTS = 300
 Rollup = int | Literal["auto"] | None
 
 
@@ -123,35 +125,6 @@ def parse_rollup(raw: str | None) -> Rollup:
     raise InvalidInputError(f"rollup: {raw[:40]!r} is not valid; use a positive number of seconds or 'auto'")
 
 
-def bucket_width_s(extents: list[tuple[int, int]], minimum_s: int) -> int:
-    """Smallest whole seconds >= minimum_s keeping every series at <= 300 buckets.
-
-    ``extents`` are (first_us, last_us) per series; buckets are floor-aligned
-    to multiples of the width since the epoch.
-    """
-    if not extents:
-        return max(minimum_s, 1)
-    span = max(last - first for first, last in extents)
-    width = max(minimum_s, 1, math.ceil(span / (MAX_SERIES_POINTS * _US)))
-
-    def fits(w: int, first: int, last: int) -> bool:
-        step = w * _US
-        return last // step - first // step + 1 <= MAX_SERIES_POINTS
-
-    while True:
-        # A series shorter than 298 widths always fits, whatever its alignment.
-        tight = [(f, last) for f, last in extents if last - f >= (MAX_SERIES_POINTS - 2) * width * _US]
-        if all(fits(width, f, last) for f, last in tight):
-            return width
-        width += 1
-
-
-def _timestamp(bucket_us: int) -> str:
-    if bucket_us % _US == 0:
-        return str(bucket_us // _US)
-    return repr(bucket_us / _US)
-
-
 SeriesFn = Callable[[Store, str, MetricsFilter, list[str], Rollup], dict[str, Any]]
 
 
@@ -188,12 +161,12 @@ def series(
     if provider is not None:
         return provider.series(store, name, flt, group_by, rollup)
     type_name = metric_type_name(catalog, name)
-    # The Sematic wire reads metric_series directly: series_engine.sematic_series
-    # gives the same answers from the rollup tiers, but its planning costs
-    # about 100 ms a request, 2-3x this path for a run of 10k points.
-    return run_series(
-        store, (q("series"), q("series_extents")), {"name": name}, type_name, name, flt, group_by, rollup
-    )
+    if rollup is None:
+        return run_series(
+            store, (q("series"), q("series_extents")), {"name": name}, type_name, name, flt, group_by, rollup
+        )
+    params = {k: v for k, v in flt.params().items() if k in ("filter_keys", "filter_values", "root")}
+    return sematic_rollup(store, name, type_name, (flt.from_us, flt.to_us), params, group_by, rollup)
 
 
 def run_series(
@@ -234,17 +207,7 @@ def run_series(
                     minimum = 1 if rollup == "auto" else int(rollup)
                     width_us = bucket_width_s([(r["first_us"], r["last_us"]) for r in extents], minimum) * _US
                 rows = store.columns(values_sql, {**params, "width_us": width_us})
-    # By columns: a series query returns up to 10k rows.
-    label_columns = [rows.get(f"g_{g}", ()) for g in group_by]
-    if rollup is not None:
-        label_columns.insert(0, [_timestamp(int(b)) for b in rows.get("bucket_us", ())])
-    values = rows.get("value", ())
-    out: list[list[Any]] = [
-        [value, [str(label) for label in labels]]
-        for value, *labels in zip(values, *label_columns, strict=True)
-    ]
-    columns = (["timestamp"] if rollup is not None else []) + group_by
-    return {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
+    return content(name, type_name, group_by, rollup is not None, rows)
 
 
 def delete(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import decimal
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,20 +122,35 @@ def extents(store: Store, query: SeriesQuery, lo: int, hi: int) -> dict[tuple[st
     }
 
 
-def _raw_fits(store: Store, query: SeriesQuery, found: Mapping[tuple[str, ...], Mapping[str, int]]) -> bool:
-    """Whether every series has at most ``buckets`` distinct x values."""
-    big = [e for e in found.values() if e["points"] > query.buckets]
+def distinct_fits(
+    store: Store, query: SeriesQuery, found: Mapping[tuple[str, ...], Mapping[str, int]], limit: int
+) -> bool:
+    """Whether every series has at most ``limit`` distinct x values (a scan of
+    the points of the series with more points than that)."""
+    big = [e for e in found.values() if e["points"] > limit]
     if not big:
         return True
-    if any(e["points"] > DISTINCT_CHECK_FACTOR * query.buckets for e in big):
-        return False
-    lo = min(e["min_x"] for e in found.values())
-    hi = max(e["max_x"] for e in found.values()) + 1
+    lo = min(e["min_x"] for e in big)
+    hi = max(e["max_x"] for e in big) + 1
     rows = store.rows(
         q("series_distinct"),
         {**query.params(), "axis": _tiers.AXIS_CODES[query.axis], "from_x": lo, "to_x": hi},
     )
-    return all(int(row["distinct_x"]) <= query.buckets for row in rows)
+    return all(int(row["distinct_x"]) <= limit for row in rows)
+
+
+def raw_buckets(
+    store: Store, query: SeriesQuery, gauge: bool, width: int, from_x: int, to_x: int
+) -> tuple[list[Series], dict[int, int]]:
+    """Buckets of ``width`` from the raw points, and each series' distinct x
+    values (by group hash) counted by the same query: buckets split x, so the
+    per-bucket counts add up."""
+    plan = _tiers.plan(query.axis, width, from_x, to_x, raw_only=True)
+    columns = store.columns(q(plan.query()), {**query.params(), **plan.params(), "gauge": gauge})
+    distinct: dict[int, int] = {}
+    for key, n in zip(columns.get("g_hash", ()), columns.get("distinct_x", ()), strict=True):
+        distinct[key] = distinct.get(key, 0) + int(n)
+    return _sorted(_shape(columns, query), query), distinct
 
 
 def read(store: Store, catalog: Catalog, query: SeriesQuery) -> SeriesContent:
@@ -168,19 +183,14 @@ def read(store: Store, catalog: Catalog, query: SeriesQuery) -> SeriesContent:
     if any(e["points"] > DISTINCT_CHECK_FACTOR * query.buckets for e in found.values()):
         series = buckets_at(store, query, gauge, width, from_x, to_x, spans)
         return SeriesContent(query.name, type_name, query.axis, shown, series)
-    # Small series: their buckets from the raw points, which also count each
-    # series' distinct x values (buckets split x, so the per-bucket counts add
-    # up); only when every series has at most ``buckets`` of them is the answer
-    # the raw points after all, read by a second query.
-    plan = _tiers.plan(query.axis, width, from_x, to_x, raw_only=True)
-    columns = store.columns(q(plan.query()), {**query.params(), **plan.params(), "gauge": gauge})
-    distinct: dict[int, int] = {}
-    for key, n in zip(columns.get("g_hash", ()), columns.get("distinct_x", ()), strict=True):
-        distinct[key] = distinct.get(key, 0) + int(n)
+    # Small series: their buckets from the raw points, counting each series'
+    # distinct x values; only when every series has at most ``buckets`` of
+    # them is the answer the raw points after all, read by a second query.
+    series, distinct = raw_buckets(store, query, gauge, width, from_x, to_x)
     if all(n <= query.buckets for n in distinct.values()):
         raw.series = buckets_at(store, query, gauge, 0, from_x, to_x, spans)
         return raw
-    return SeriesContent(query.name, type_name, query.axis, shown, _sorted(_shape(columns, query), query))
+    return SeriesContent(query.name, type_name, query.axis, shown, series)
 
 
 def buckets_at(
@@ -257,54 +267,3 @@ def step_param(raw: str, name: str) -> int:
         raise InvalidInputError(f"{name}: {raw[:40]!r} is not an integer step")
     lo, hi = _tiers.X_RANGE["step"]
     return min(max(int(text), lo), hi)
-
-
-def sematic_series(
-    store: Store,
-    name: str,
-    type_name: str,
-    window: tuple[int, int],
-    filters: dict[str, str],
-    root: int,
-    group_by: Sequence[str],
-    rollup: int | str,
-    width_s: Callable[[list[tuple[int, int]], int], int],
-    max_points: int,
-) -> dict[str, Any]:
-    """Sematic's ``GET /api/v1/metrics/{name}`` with a rollup, from the tiers.
-
-    The same answer as the metric_series view gives: ``auto`` is whole
-    seconds when every series has at most ``max_points`` distinct times,
-    else (and for an integer rollup) the width ``width_s`` picks from the
-    series' extents; the value is the average (gauge) or sum (count) of the
-    finite values, rows ordered by bucket, then group.
-    """
-    from_us, to_us = window
-    query = SeriesQuery(name, filters, root, tuple(group_by), "time", from_us, to_us, max_points)
-    out: list[list[Any]] = []
-    columns = ["timestamp", *group_by]
-    content = {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
-    if from_us >= to_us:
-        return content
-    found = extents(store, query, from_us, to_us)
-    if not found:
-        return content
-    spans = [(e["min_x"], e["max_x"]) for e in found.values()]
-    if rollup == "auto" and _raw_fits(store, query, found):
-        width = _US
-    else:
-        width = width_s(spans, 1 if rollup == "auto" else int(rollup)) * _US
-    gauge = type_name == "GAUGE"
-    rows: list[tuple[int, tuple[str, ...], tuple[str, ...], float | None]] = []
-    for series in buckets_at(store, query, gauge, width, from_us, to_us, spans):
-        labels = tuple(series.group[g] for g in group_by)
-        order = tuple(series.group.get(g, "") for g in GROUP_BY_OPTIONS)
-        for x, value in zip(series.x, series.value, strict=True):
-            # No finite value: NaN (null) for a gauge, an empty sum for a count.
-            shown = value if value is not None else (math.nan if gauge else 0.0)
-            rows.append((round(x * _US), order, labels, shown))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    for bucket, _order, labels, value in rows:
-        stamp = str(bucket // _US) if bucket % _US == 0 else repr(bucket / _US)
-        out.append([value, [stamp, *labels]])
-    return content
