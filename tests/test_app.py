@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -95,6 +96,30 @@ def test_auto_rollup_raw_up_to_300_timestamps(client: httpx.Client, distinct: in
         width = stamps[1] - stamps[0]
         assert width == 2
         assert all(s % width == 0 for s in stamps)
+
+
+def test_rollups_until_now_are_kept_until_their_metric_changes(client: httpx.Client, live: Any) -> None:
+    cache = live.service.series_cache
+    labels = run_labels("r1")
+    assert post(client, {"metric_points": [point("loss", float(i), T0 + i, **labels) for i in range(5)]}).is_success
+    first = series(client, "loss", labels={"run_id": "r1"}, rollup="auto")  # no to_time: until now
+    hits = cache.hits
+    assert series(client, "loss", labels={"run_id": "r1"}, rollup="auto") == first
+    assert cache.hits == hits + 1
+    # Another metric's write leaves the answer current.
+    assert post(client, {"metric_points": [point("accuracy", 0.5, T0, **labels)]}).status_code == 200
+    assert series(client, "loss", labels={"run_id": "r1"}, rollup="auto") == first
+    assert cache.hits == hits + 2
+    # Acknowledged means visible: the next read is a fresh one.
+    assert post(client, {"metric_points": [point("loss", 9.0, T0 + 10, **labels)]}).status_code == 200
+    assert len(series(client, "loss", labels={"run_id": "r1"}, rollup="auto")["series"]) == 6
+    # A point after now is cut by the window's end, which moves with the
+    # clock: such answers are not kept.
+    later = point("loss", 7.0, time.time() + 3600, **labels)
+    assert post(client, {"metric_points": [later]}).status_code == 200
+    answers = [series(client, "loss", labels={"run_id": "r1"}, rollup="auto") for _ in range(2)]
+    assert answers[0] == answers[1] and len(answers[0]["series"]) == 6
+    assert cache.hits == hits + 2
 
 
 @pytest.mark.backends

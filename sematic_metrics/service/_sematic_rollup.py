@@ -86,11 +86,16 @@ def content(
     return {"metric_name": name, "metric_type": type_name, "series": out, "columns": columns}
 
 
-def _extents(store: Store, query: engine.SeriesQuery, from_us: int, to_us: int) -> dict[Any, dict[str, int]]:
+def _extents(
+    store: Store, query: engine.SeriesQuery, from_us: int, to_us: int
+) -> tuple[dict[Any, dict[str, int]], bool]:
+    """The series' extents in [from_us, to_us), and whether no point lies at
+    or after to_us."""
     found = engine.extents(store, query, *_tiers.X_RANGE["time"])
-    if all(from_us <= e["min_x"] and e["max_x"] < to_us for e in found.values()):
-        return found
-    return engine.extents(store, query, from_us, to_us)
+    closed = all(e["max_x"] < to_us for e in found.values())
+    if closed and all(from_us <= e["min_x"] for e in found.values()):
+        return found, closed
+    return engine.extents(store, query, from_us, to_us), closed
 
 
 def _many_times(store: Store, query: engine.SeriesQuery, from_us: int, to_us: int, span_us: int) -> bool:
@@ -119,15 +124,17 @@ def series(
     view_params: Mapping[str, Any],
     group_by: Sequence[str],
     rollup: int | str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """The ``content`` of the Sematic series request with a rollup (see the
-    module); ``view_params`` are the filter's (filter_keys, filter_values, root)."""
+    module), and whether no matching point lay at or after the window's end:
+    then the answer holds for any later end while the metric is unchanged.
+    ``view_params`` are the filter's (filter_keys, filter_values, root)."""
     from_us, to_us = window
     filters = dict(zip(view_params["filter_keys"], view_params["filter_values"], strict=True))
     query = engine.SeriesQuery(name, filters, int(view_params["root"]), tuple(group_by), "time")
-    found = _extents(store, query, from_us, to_us) if from_us < to_us else {}
+    found, closed = _extents(store, query, from_us, to_us) if from_us < to_us else ({}, False)
     if not found:
-        return content(name, type_name, group_by, True, {})
+        return content(name, type_name, group_by, True, {}), closed
     spans = [(e["min_x"], e["max_x"]) for e in found.values()]
     points = max(e["points"] for e in found.values())
     width = bucket_width_s(spans, 1 if rollup == "auto" else int(rollup)) * _US
@@ -139,7 +146,11 @@ def series(
             lo = max(from_us, min(f for f, _ in spans) // width * width)
             hi = min(to_us, (max(last for _, last in spans) // width + 1) * width)
             answer = engine.buckets_at(store, query, gauge, width, lo, hi, spans)
-            return {**content(name, type_name, group_by, True, {}), "series": _rows(answer, group_by, gauge)}
+            shaped = {
+                **content(name, type_name, group_by, True, {}),
+                "series": _rows(answer, group_by, gauge),
+            }
+            return shaped, closed
         if engine.distinct_fits(store, query, found, MAX_SERIES_POINTS):
             width = _US
     params = {
@@ -161,7 +172,7 @@ def series(
         # Each bucket's count stops at 301, so a sum up to 300 is exact.
         if max(times.values(), default=0) <= MAX_SERIES_POINTS:
             rows = store.columns(q("series_times"), {**params, "width_us": _US})
-    return content(name, type_name, group_by, True, rows)
+    return content(name, type_name, group_by, True, rows), closed
 
 
 def _rows(answer: list[engine.Series], group_by: Sequence[str], gauge: bool) -> list[list[Any]]:

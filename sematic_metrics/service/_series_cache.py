@@ -1,5 +1,5 @@
-"""Encoded answers of ``GET /api/v1/series``, kept while their metric is
-unchanged.
+"""Encoded answers of ``GET /api/v1/series`` (and of Sematic's series
+reads, ``service/metrics.py``), kept while their metric is unchanged.
 
 A dashboard asks for the same charts again and again (every page load,
 every open tab, every refresh) while most of its metrics no longer change.

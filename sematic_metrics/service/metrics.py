@@ -17,7 +17,7 @@ from sematic_metrics.service._body import idempotency_key, read_body
 from sematic_metrics.service.auth import user_of
 from sematic_metrics.service.core import service_of
 from sematic_metrics.service.points_body import decode, to_table
-from sematic_metrics.service.responses import JSON
+from sematic_metrics.service.responses import JSON, encode
 from sematic_metrics.wire import IngestBody
 
 
@@ -52,10 +52,23 @@ async def get_metric(request: Request) -> Response:
     group_by = queries.parse_group_by(params.get("group_by"))
     rollup = queries.parse_rollup(params.get("rollup"))
     name = request.path_params["name"]
-    content = await run_in_threadpool(
-        queries.series, svc.store, svc.catalog, name, flt, group_by, rollup, svc.system_metrics
-    )
-    return JSON({"content": content})
+    # Kept like /api/v1/series answers (series cache). Without to_time the
+    # window ends now, a new key each time: such an answer is kept without
+    # its end, once no matching point lay at or after it (a later point bumps
+    # the version before it is acknowledged).
+    to_given = bool(params.get("to_time"))
+    window = (flt.from_us, flt.to_us if to_given else None)
+    key = ("metrics", name, tuple(flt.filters.items()), flt.root, tuple(group_by), rollup, window)
+    version = svc.store.version(name) if name not in svc.system_metrics else None
+    body = svc.series_cache.get(key, version)
+    if body is None:
+        content, holds = await run_in_threadpool(
+            queries.read_series, svc.store, svc.catalog, name, flt, group_by, rollup, svc.system_metrics
+        )
+        body = encode({"content": content})
+        if to_given or holds:
+            svc.series_cache.put(key, version, body)
+    return Response(body, media_type=JSON.media_type)
 
 
 async def delete_metric(request: Request) -> Response:

@@ -157,14 +157,28 @@ def series(
     system: Mapping[str, SystemMetric],
 ) -> dict[str, Any]:
     """The ``content`` of ``GET /api/v1/metrics/{name}``."""
+    return read_series(store, catalog, name, flt, group_by, rollup, system)[0]
+
+
+def read_series(
+    store: Store,
+    catalog: Catalog,
+    name: str,
+    flt: MetricsFilter,
+    group_by: list[str],
+    rollup: Rollup,
+    system: Mapping[str, SystemMetric],
+) -> tuple[dict[str, Any], bool]:
+    """``series``, and whether the answer holds for any later end of the
+    window while the metric is unchanged (no matching point lay at or after
+    it; only rollups of stored metrics tell)."""
     provider = system.get(name)
     if provider is not None:
-        return provider.series(store, name, flt, group_by, rollup)
+        return provider.series(store, name, flt, group_by, rollup), False
     type_name = metric_type_name(catalog, name)
     if rollup is None:
-        return run_series(
-            store, (q("series"), q("series_extents")), {"name": name}, type_name, name, flt, group_by, rollup
-        )
+        views = (q("series"), q("series_extents"))
+        return run_series(store, views, {"name": name}, type_name, name, flt, group_by, rollup), False
     params = {k: v for k, v in flt.params().items() if k in ("filter_keys", "filter_values", "root")}
     return sematic_rollup(store, name, type_name, (flt.from_us, flt.to_us), params, group_by, rollup)
 
