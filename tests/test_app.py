@@ -101,7 +101,8 @@ def test_auto_rollup_raw_up_to_300_timestamps(client: httpx.Client, distinct: in
 def test_rollups_until_now_are_kept_until_their_metric_changes(client: httpx.Client, live: Any) -> None:
     cache = live.service.series_cache
     labels = run_labels("r1")
-    assert post(client, {"metric_points": [point("loss", float(i), T0 + i, **labels) for i in range(5)]}).is_success
+    points = [point("loss", float(i), T0 + i, **labels) for i in range(5)]
+    assert post(client, {"metric_points": points}).status_code == 200
     first = series(client, "loss", labels={"run_id": "r1"}, rollup="auto")  # no to_time: until now
     hits = cache.hits
     assert series(client, "loss", labels={"run_id": "r1"}, rollup="auto") == first

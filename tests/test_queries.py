@@ -154,9 +154,9 @@ def test_series_reads_columns_by_name(store: Store) -> None:
     for t, run in [(T0, "a"), (T0 + 1, "a"), (T0 + 2, "b")]:
         store.command(POINT, {"t": t, "run": run})
     flt = queries.MetricsFilter(from_us=0, to_us=(T0 + 10) * US)
-    content = queries.series(store, Catalog(store), "loss", flt, ["run_id"], 1, {})
+    content, _ = queries.series(store, Catalog(store), "loss", flt, ["run_id"], 1, {})
     assert content["columns"] == ["timestamp", "run_id"]
     assert content["series"] == [[1.0, [str(T0), "a"]], [1.0, [str(T0 + 1), "a"]], [1.0, [str(T0 + 2), "b"]]]
-    whole = queries.series(store, Catalog(store), "loss", flt, ["run_id"], None, {})
+    whole, _ = queries.series(store, Catalog(store), "loss", flt, ["run_id"], None, {})
     assert whole["series"] == [[1.0, ["a"]], [1.0, ["b"]]]
     assert _names.names(store, flt, {}) == ["loss"]

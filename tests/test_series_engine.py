@@ -514,7 +514,7 @@ def test_sematic_rollups_from_the_tiers_equal_the_view(
     assert rollup is not None
     type_name = "GAUGE" if metric_type == GAUGE else "COUNT"
     view = series.run_series(store, sql, {"name": "loss"}, type_name, "loss", flt, list(group_by), rollup)
-    tiers = series.series(store, catalog, "loss", flt, list(group_by), rollup, {})
+    tiers, _ = series.series(store, catalog, "loss", flt, list(group_by), rollup, {})
     assert tiers["columns"] == view["columns"] and tiers["metric_type"] == type_name
     assert [row[1] for row in tiers["series"]] == [row[1] for row in view["series"]]
     for (got, _), (want, _) in zip(tiers["series"], view["series"], strict=True):

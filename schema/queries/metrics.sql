@@ -2,22 +2,12 @@
 -- {name:Type} parameter; {{label_filter}} is fragments/label_filter.sql.
 
 -- name: series
+-- With {times:Bool}, each bucket's distinct times, counted up to 301
+-- (Sematic's rollup=auto takes whole seconds when no series has more than
+-- 300, service/_sematic_rollup.py); else 0, and nothing counts them.
 SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
-       if({gauge:Bool}, avg_value, sum_value) AS value
-FROM metric_series(
-    name = {name:String}, by_name = false,
-    by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
-    by_root_id = {by_root_id:Bool}, by_root_function_path = {by_root_function_path:Bool},
-    width_us = {width_us:Int64}, from_us = {from_us:Int64}, to_us = {to_us:Int64},
-    filter_keys = {filter_keys:Array(String)}, filter_values = {filter_values:Array(String)}, root = {root:Int8})
-ORDER BY bucket_us, g_run_id, g_function_path, g_root_id, g_root_function_path;
-
--- name: series_times
--- series at {width_us:Int64} with each bucket's distinct times, counted up to
--- 301, and every group column: Sematic's rollup=auto takes whole seconds
--- when no series has more than 300 (service/_sematic_rollup.py).
-SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
-       if({gauge:Bool}, avg_value, sum_value) AS value, distinct_times
+       if({gauge:Bool}, avg_value, sum_value) AS value,
+       if({times:Bool}, distinct_times, 0) AS distinct_times
 FROM metric_series(
     name = {name:String}, by_name = false,
     by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},

@@ -63,7 +63,7 @@ async def get_metric(request: Request) -> Response:
     body = svc.series_cache.get(key, version)
     if body is None:
         content, holds = await run_in_threadpool(
-            queries.read_series, svc.store, svc.catalog, name, flt, group_by, rollup, svc.system_metrics
+            queries.series, svc.store, svc.catalog, name, flt, group_by, rollup, svc.system_metrics
         )
         body = encode({"content": content})
         if to_given or holds:

@@ -155,23 +155,10 @@ def series(
     group_by: list[str],
     rollup: Rollup,
     system: Mapping[str, SystemMetric],
-) -> dict[str, Any]:
-    """The ``content`` of ``GET /api/v1/metrics/{name}``."""
-    return read_series(store, catalog, name, flt, group_by, rollup, system)[0]
-
-
-def read_series(
-    store: Store,
-    catalog: Catalog,
-    name: str,
-    flt: MetricsFilter,
-    group_by: list[str],
-    rollup: Rollup,
-    system: Mapping[str, SystemMetric],
 ) -> tuple[dict[str, Any], bool]:
-    """``series``, and whether the answer holds for any later end of the
-    window while the metric is unchanged (no matching point lay at or after
-    it; only rollups of stored metrics tell)."""
+    """The ``content`` of ``GET /api/v1/metrics/{name}``, and whether it holds
+    for any later end of the window while the metric is unchanged (no
+    matching point lay at or after it; only rollups of stored metrics tell)."""
     provider = system.get(name)
     if provider is not None:
         return provider.series(store, name, flt, group_by, rollup), False
@@ -203,6 +190,7 @@ def run_series(
         **extra,
         **flt.params(),
         "gauge": type_name == "GAUGE",
+        "times": False,
         **{f"by_{g}": g in group_by for g in GROUP_BY_OPTIONS},
         "width_us": 0,
     }
