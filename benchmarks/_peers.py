@@ -103,7 +103,8 @@ def ours(workdir: Path, items: list[_data.Run], clients: int, reps: int, budget_
         data_dir = workdir / f"ours-{form}" / "data"
         data_dir.mkdir(parents=True)
         bodies = _data.bodies(form, items, 10_000)
-        with _server.ours(data_dir, data_dir.parent / "server.log") as port:
+        # Reads computed (cache off), as the peers compute theirs.
+        with _server.ours(data_dir, data_dir.parent / "server.log", _server.COMPUTED) as port:
             warm_up(port, form)
             result = _load.post_all(port, "/api/v1/metrics", bodies, clients, budget_s=budget_s)
             out[f"ingest_{form}"] = ingest_result(result, total)

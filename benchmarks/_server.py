@@ -89,6 +89,11 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
         proc.wait()
 
 
+# The series cache off: every read computed, as the first read after a write
+# (a repeated read is answered from memory while its metric is unchanged).
+COMPUTED = {"SEMATIC_METRICS_SERIES_CACHE_MB": "0"}
+
+
 @contextlib.contextmanager
 def ours(data_dir: Path, log: Path, env: Mapping[str, str] | None = None) -> Iterator[int]:
     """``sematic-metrics serve`` on a free port with its own data directory."""

@@ -34,7 +34,7 @@ import _server
 DATABASE = "sematic_metrics"
 BIG, SMALL, TINY, OTHERS, OVERLAY, STORAGE = 5101, 5102, 5103, 5104, 5105, 5106
 CASES = {"big": BIG, "small": SMALL, "tiny": TINY}
-NO_CACHE = {"SEMATIC_METRICS_SERIES_CACHE_MB": "0"}
+NO_CACHE = _server.COMPUTED
 
 
 def log(message: str) -> None:
