@@ -121,17 +121,16 @@ def series(
     name: str,
     type_name: str,
     window: tuple[int, int],
-    view_params: Mapping[str, Any],
+    filters: dict[str, str],
+    root: int,
     group_by: Sequence[str],
     rollup: int | str,
 ) -> tuple[dict[str, Any], bool]:
     """The ``content`` of the Sematic series request with a rollup (see the
     module), and whether no matching point lay at or after the window's end:
-    then the answer holds for any later end while the metric is unchanged.
-    ``view_params`` are the filter's (filter_keys, filter_values, root)."""
+    then the answer holds for any later end while the metric is unchanged."""
     from_us, to_us = window
-    filters = dict(zip(view_params["filter_keys"], view_params["filter_values"], strict=True))
-    query = engine.SeriesQuery(name, filters, int(view_params["root"]), tuple(group_by), "time")
+    query = engine.SeriesQuery(name, filters, root, tuple(group_by), "time")
     found, closed = _extents(store, query, from_us, to_us) if from_us < to_us else ({}, False)
     if not found:
         return content(name, type_name, group_by, True, {}), closed
@@ -153,15 +152,7 @@ def series(
             return shaped, closed
         if engine.distinct_fits(store, query, found, MAX_SERIES_POINTS):
             width = _US
-    params = {
-        **view_params,
-        "name": name,
-        "from_us": from_us,
-        "to_us": to_us,
-        "gauge": gauge,
-        "times": True,
-        **{f"by_{g}": g in group_by for g in engine.GROUP_BY_OPTIONS},
-    }
+    params = {**query.params(), "from_us": from_us, "to_us": to_us, "gauge": gauge, "times": True}
     if rollup == "auto" and points <= MAX_SERIES_POINTS:
         width = _US
     rows = store.columns(q("series"), {**params, "width_us": width})

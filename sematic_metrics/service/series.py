@@ -166,8 +166,8 @@ def series(
     if rollup is None:
         views = (q("series"), q("series_extents"))
         return run_series(store, views, {"name": name}, type_name, name, flt, group_by, rollup), False
-    params = {k: v for k, v in flt.params().items() if k in ("filter_keys", "filter_values", "root")}
-    return sematic_rollup(store, name, type_name, (flt.from_us, flt.to_us), params, group_by, rollup)
+    window = (flt.from_us, flt.to_us)
+    return sematic_rollup(store, name, type_name, window, flt.filters, flt.root, group_by, rollup)
 
 
 def run_series(
