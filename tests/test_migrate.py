@@ -375,10 +375,14 @@ def test_the_label_filter_is_one_fragment_with_the_rules_labels() -> None:
             assert f"OR {column} = {value}" in sql
 
 
-def test_a_rule_without_its_condition_in_the_fragment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fragment", ["label_filter", "series_label_filter"])
+def test_a_rule_without_its_condition_in_the_fragment_is_refused(
+    monkeypatch: pytest.MonkeyPatch, fragment: str
+) -> None:
+    render("WHERE {{" + fragment + "}}")
     monkeypatch.setitem(rules.WELL_KNOWN_LABELS, "team", "team")
-    with pytest.raises(ConfigError, match="'team'"):
-        render("WHERE {{label_filter}}")
+    with pytest.raises(ConfigError, match=f"{fragment}.sql: the well-known label 'team'"):
+        render("WHERE {{" + fragment + "}}")
 
 
 def test_rules_fill_the_schema() -> None:

@@ -323,6 +323,42 @@ def test_a_metric_without_steps_has_no_step_series(store: Store, catalog: Catalo
     assert engine.read(store, catalog, engine.SeriesQuery("loss", axis="step")).series == []
 
 
+@pytest.mark.parametrize(
+    ("filters", "root", "runs"),
+    [
+        ({"run_id": "b"}, -1, "b"),
+        ({"team": "y"}, -1, "c"),
+        ({"team": "x", "root_id": "root"}, -1, "a"),
+        ({"function_path": "f.a", "__scope__": "0", "user_id": ""}, -1, "a"),
+        ({"missing": ""}, -1, "abc"),
+        ({"missing": "v"}, -1, ""),
+        ({"root_function_path": "pipe"}, 1, "bc"),
+        ({}, 0, "a"),
+    ],
+    ids=["run", "label", "label-and-column", "columns", "missing-empty", "missing-value", "roots", "nested"],
+)
+@pytest.mark.parametrize("ranged", [False, True], ids=["whole", "ranged"])
+def test_label_filters_select_the_series_of_their_labels(
+    store: Store, catalog: Catalog, filters: dict[str, str], root: int, runs: str, ranged: bool
+) -> None:
+    # Three hours a run: whole tier rows, and raw points at a range's edges.
+    points = [
+        (r, DAY_US + i * 7_000_000 + k, i, float(i % 97)) for k, r in enumerate("abc") for i in range(1600)
+    ]
+    insert(store, "loss", points)
+    lo, hi = (DAY_US + 1_234_567_890, DAY_US + 9_876_543_210) if ranged else (None, None)
+    for buckets in (7, 10_000):
+        query = engine.SeriesQuery("loss", filters, root, ("run_id",), "time", lo, hi, buckets)
+        answer = engine.read(store, catalog, query)
+        kept = [p for p in points if p[0] in runs]
+        first = lo if lo is not None else min(p[1] for p in points)
+        last = hi if hi is not None else max(p[1] for p in points) + 1
+        width = round(answer.width * 1_000_000)
+        expected = reference(kept, "time", ("run_id",), width, first, last, True)
+        assert_matches(answer.series, expected, ("run_id",), "time")
+        assert [s.group["run_id"] for s in answer.series] == list(runs)
+
+
 def test_an_unknown_metric_is_not_found(store: Store, catalog: Catalog) -> None:
     with pytest.raises(NotFoundError, match="'nope' not found"):
         engine.read(store, catalog, engine.SeriesQuery("nope"))

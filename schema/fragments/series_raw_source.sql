@@ -20,6 +20,6 @@
                OR ({axis:Int8} = 0
                    AND intDiv(toUnixTimestamp64Micro(metric_time) + {offset:Int64}, {tier_a:Int64}) IN {set_raw:Array(Int64)})
                OR ({axis:Int8} = 1 AND intDiv(assumeNotNull(step) + {offset:Int64}, {tier_a:Int64}) IN {set_raw:Array(Int64)}))
-          AND {{label_filter}}
+          AND {{series_label_filter}}
     )
     WHERE x >= {from_x:Int64} AND x < {to_x:Int64}

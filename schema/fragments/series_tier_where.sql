@@ -11,4 +11,4 @@
       AND bucket >= {from_x:Int64}
       AND bucket + width <= {to_x:Int64}
       AND ({single:Bool} OR positiveModulo(bucket, {width:Int64}) + width <= {width:Int64})
-      AND {{label_filter}}
+      AND {{series_label_filter}}

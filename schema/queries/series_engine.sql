@@ -1,6 +1,6 @@
 -- Queries of the series engine (sematic_metrics/service/series_engine.py).
--- Every value is a bound {name:Type} parameter; {{label_filter}} is
--- fragments/label_filter.sql.
+-- Every value is a bound {name:Type} parameter; {{series_label_filter}} is
+-- fragments/series_label_filter.sql (the label filter with scalar parameters).
 --
 -- x is the metric time in microseconds (axis 0) or the step (axis 1). A
 -- bucket of width W starts at a multiple of W; {single:Bool} makes the whole
@@ -91,6 +91,20 @@ FROM metric_tiers
 WHERE {{series_tier_where}}
 GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
 
+-- name: series_spans_top
+-- series_spans_tiers when one tier is read and no edge is (a read without
+-- from and to: the coarsest tier alone). The same rows by a shorter text:
+-- planning is most of this query's time (8 against 10 ms on a 10k-point run).
+SELECT {{series_groups}}, sum(points) AS points, min(min_x) AS min_x, max(max_x) AS max_x
+FROM metric_tiers
+WHERE name = {name:String}
+  AND axis = {axis:Int8}
+  AND width = {top_width:Int64}
+  AND bucket >= {from_x:Int64}
+  AND bucket + width <= {to_x:Int64}
+  AND {{series_label_filter}}
+GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
+
 -- name: series_spans_raw
 -- series_spans from the raw points only (the tiers are not ready yet).
 SELECT {{series_groups}}, count() AS points, min(x) AS min_x, max(x) AS max_x
@@ -109,7 +123,7 @@ WHERE name = {name:String}
                            AND metric_time < fromUnixTimestamp64Micro({to_x:Int64}, 'UTC')))
   AND ({axis:Int8} = 0 OR (step IS NOT NULL AND assumeNotNull(step) >= {from_x:Int64}
                            AND assumeNotNull(step) < {to_x:Int64}))
-  AND {{label_filter}}
+  AND {{series_label_filter}}
 GROUP BY g_run_id, g_function_path, g_root_id, g_root_function_path;
 
 -- name: series_times_at_least
@@ -142,5 +156,5 @@ WHERE name = {name:String}
                            AND metric_time < fromUnixTimestamp64Micro({to_x:Int64}, 'UTC')))
   AND ({axis:Int8} = 0 OR (step IS NOT NULL AND assumeNotNull(step) >= {from_x:Int64}
                            AND assumeNotNull(step) < {to_x:Int64}))
-  AND {{label_filter}}
+  AND {{series_label_filter}}
 ORDER BY x, metric_time_us, run_id, function_path, root_id, root_function_path, value;

@@ -12,9 +12,10 @@ A read first takes each series' extent and point count from the coarsest
 tier (the whole x range when no point lies outside the window, the cheapest
 query to plan), then, in the usual case, one query for the buckets:
 
-- series of at most ``LARGE`` (4.9M) points: the metric_series view at the width,
-  with each bucket's distinct times (the ``series`` query); only when every
-  series has at most 300 of them is a second query made, in whole seconds;
+- series of at most ``LARGE`` (4.9M) points: the metric_series view's
+  aggregation at the width, with each bucket's distinct times (the
+  ``sematic_buckets`` query); only when every series has at most 300 of them
+  is a second query made, in whole seconds;
 - larger: the buckets from the tiers, once the hour or minute tier shows a
   series with more than 300 distinct times (a lower bound, as in
   _stream_extents.py); when neither does, they are counted on the points.
@@ -155,7 +156,7 @@ def series(
     params = {**query.params(), "from_us": from_us, "to_us": to_us, "gauge": gauge, "times": True}
     if rollup == "auto" and points <= MAX_SERIES_POINTS:
         width = _US
-    rows = store.columns(q("series"), {**params, "width_us": width})
+    rows = store.columns(q("sematic_buckets"), {**params, "width_us": width})
     if rollup == "auto" and width != _US:
         times: dict[tuple[Any, ...], int] = {}
         keys = zip(*(rows.get(f"g_{g}", ()) for g in engine.GROUP_BY_OPTIONS), strict=True)
@@ -163,7 +164,7 @@ def series(
             times[key] = times.get(key, 0) + int(n)
         # Each bucket's count stops at 301, so a sum up to 300 is exact.
         if max(times.values(), default=0) <= MAX_SERIES_POINTS:
-            rows = store.columns(q("series"), {**params, "width_us": _US})
+            rows = store.columns(q("sematic_buckets"), {**params, "width_us": _US})
     return content(name, type_name, group_by, True, rows), closed
 
 

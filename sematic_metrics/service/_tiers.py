@@ -98,7 +98,11 @@ class Plan:
         just these levels (an unread part would still cost a scan)."""
         if not any(self.use):
             return f"{kind}_raw"
-        return kind if self.use_raw else f"{kind}_tiers"
+        if self.use_raw:
+            return kind
+        if kind == "series_spans" and not any(self.sets):
+            return "series_spans_top"  # the top tier alone: the shortest text
+        return f"{kind}_tiers"
 
     def params(self) -> dict[str, Any]:
         tiers = TIERS[self.axis]
@@ -112,6 +116,7 @@ class Plan:
             "tier_a": tiers[0],
             "tier_b": tiers[1],
             "tier_c": tiers[2],
+            "top_width": tiers[self.top.index(True)] if True in self.top else 0,
             "use_a": self.use[0],
             "use_b": self.use[1],
             "use_c": self.use[2],

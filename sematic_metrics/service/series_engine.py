@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from sematic_metrics.errors import InvalidInputError, NotFoundError
-from sematic_metrics.rules import TYPE_NAMES
+from sematic_metrics.rules import TYPE_NAMES, WELL_KNOWN_LABELS
 from sematic_metrics.service import _tiers
 from sematic_metrics.service._tiers import Axis
 from sematic_metrics.service.catalog import Catalog
@@ -71,10 +71,18 @@ class SeriesQuery:
         )
 
     def params(self) -> dict[str, Any]:
+        """The parameters of the engine's queries (the label filter of
+        fragments/series_label_filter.sql) and of the views (filter_keys,
+        filter_values)."""
+        others = {k: v for k, v in self.filters.items() if k not in WELL_KNOWN_LABELS}
         return {
             "name": self.name,
             "filter_keys": list(self.filters),
             "filter_values": list(self.filters.values()),
+            **{f"has_{c}": label in self.filters for label, c in WELL_KNOWN_LABELS.items()},
+            **{f"f_{c}": self.filters.get(label, "") for label, c in WELL_KNOWN_LABELS.items()},
+            "label_keys": list(others),
+            "label_values": list(others.values()),
             "root": self.root,
             **{f"by_{g}": g in self.group_by for g in GROUP_BY_OPTIONS},
         }

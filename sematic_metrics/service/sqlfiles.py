@@ -69,17 +69,24 @@ def fragment(name: str, directory: Path | None = None, where: str = "", _seen: t
             f"nor a rule; use one of {', '.join(known)}"
         )
     body = "\n".join(line for line in path.read_text().splitlines() if not is_comment(line)).strip()
-    if name == "label_filter":
-        _check_label_filter(body, path)
+    if name in _LABEL_CONDITIONS:
+        _check_label_filter(body, path, _LABEL_CONDITIONS[name])
     return render(body, directory, str(path), _seen or (name,))
 
 
-def _check_label_filter(body: str, path: Path) -> None:
+# The label-filter fragments and the condition each has per well-known label.
+_LABEL_CONDITIONS = {
+    "label_filter": (
+        "{column} = {{filter_values:Array(String)}}[indexOf({{filter_keys:Array(String)}}, '{label}')]"
+    ),
+    "series_label_filter": "(NOT {{has_{column}:Bool}} OR {column} = {{f_{column}:String}})",
+}
+
+
+def _check_label_filter(body: str, path: Path, template: str) -> None:
     """Every well-known label of rules.py has its column condition in the fragment."""
     for label, column in WELL_KNOWN_LABELS.items():
-        condition = (
-            f"{column} = {{filter_values:Array(String)}}[indexOf({{filter_keys:Array(String)}}, '{label}')]"
-        )
+        condition = template.format(column=column, label=label)
         if condition not in body:
             raise ConfigError(
                 f"{path}: the well-known label {label!r} (sematic_metrics/rules.py) has no condition "
