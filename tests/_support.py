@@ -110,6 +110,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# At teardown, requests still in flight are cut after this many seconds: a
+# long poll of Sematic's dashboard, forwarded upstream, holds one for 25 s.
+SHUTDOWN_GRACE_S = 3
+
+
+def server_config(app: Any, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+
+
 class LiveServer:
     """The app under a real uvicorn server, in a thread of this process:
     ``create_app(settings)``, or ``app`` (any ASGI app) when given."""
@@ -119,10 +135,7 @@ class LiveServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app if app is not None else create_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(self.app, self.port))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

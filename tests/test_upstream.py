@@ -31,7 +31,7 @@ from sematic_metrics.service import upstream
 from sematic_metrics.service.app import create_app
 from sematic_metrics.service.config import ApiKey, Settings, parse_upstream
 from tests._sematic import SematicServer, run_pipeline, sematic_server, start_pipeline  # noqa: F401
-from tests._support import T0, LiveServer, ServerProcess, free_port, point, wait_until
+from tests._support import T0, LiveServer, ServerProcess, free_port, point, server_config, wait_until
 
 
 def upstream_app(settings: Settings) -> Starlette:
@@ -47,10 +47,7 @@ class UpstreamLive(LiveServer):
         settings = replace(settings, sematic_upstream=upstream_url)
         super().__init__(settings)
         self.app = upstream_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(self.app, self.port))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> UpstreamLive:
@@ -571,8 +568,7 @@ class FlakySematic:
 def flaky() -> Iterator[tuple[FlakySematic, str]]:
     peer = FlakySematic()
     port = free_port()
-    config = uvicorn.Config(peer.app, host="127.0.0.1", port=port, log_level="warning")
-    peer_server = uvicorn.Server(config)
+    peer_server = uvicorn.Server(server_config(peer.app, port))
     thread = threading.Thread(target=peer_server.run, daemon=True)
     thread.start()
     try:
