@@ -357,6 +357,10 @@ def test_label_filters_select_the_series_of_their_labels(
         expected = reference(kept, "time", ("run_id",), width, first, last, True)
         assert_matches(answer.series, expected, ("run_id",), "time")
         assert [s.group["run_id"] for s in answer.series] == list(runs)
+    # The metric_series view, with fragments/label_filter.sql, selects the same runs.
+    window = {"from_us": first, "to_us": last, "width_us": 0, "gauge": True, "times": False}
+    view = store.columns(q("series"), {**query.params(), **window})
+    assert sorted(view["g_run_id"]) == list(runs)
 
 
 def test_an_unknown_metric_is_not_found(store: Store, catalog: Catalog) -> None:

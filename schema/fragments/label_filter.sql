@@ -1,6 +1,8 @@
 -- label_filter: the label-filter predicate, written once and included where a
 -- schema file says {{label_filter}} (the metric_series and pipeline_points
--- views, the delete_matching query). It reads the columns run_id, root_id,
+-- views, the delete_matching query; the series engine's queries use the same
+-- rules with scalar parameters, fragments/series_label_filter.sql, and a test
+-- checks both select the same points). It reads the columns run_id, root_id,
 -- function_path, root_function_path, scope, user_id and labels, and the bound
 -- parameters:
 --   filter_keys / filter_values  label filters as parallel arrays: a well-known
