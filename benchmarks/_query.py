@@ -41,14 +41,13 @@ GROUP BY bucket ORDER BY bucket
 
 def in_process(engine: _engine.Engine, run_id: str, points: int, reps: int) -> dict[str, Any]:
     """The same series in-process: the metric_series view's two passes (extents
-    and distinct times, then buckets with their distinct times, as the service
-    reads series of up to 4.9M points), and a bare scan."""
+    and distinct times, then the buckets), and a bare scan."""
     from sematic_metrics.service.sqlfiles import q
 
     width_us = -(-points // 300) * 1_000_000  # points are 1 s apart
     params = {
         "name": _data.METRIC, "from_us": 0, "to_us": 2**62, "filter_keys": ["run_id"],
-        "filter_values": [run_id], "root": -1, "gauge": True, "times": True, "by_run_id": False,
+        "filter_values": [run_id], "root": -1, "gauge": True, "by_run_id": False,
         "by_function_path": False, "by_root_id": False, "by_root_function_path": False,
     }  # fmt: skip
     passes = [

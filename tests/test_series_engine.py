@@ -358,8 +358,9 @@ def test_label_filters_select_the_series_of_their_labels(
         assert_matches(answer.series, expected, ("run_id",), "time")
         assert [s.group["run_id"] for s in answer.series] == list(runs)
     # The metric_series view, with fragments/label_filter.sql, selects the same runs.
-    window = {"from_us": first, "to_us": last, "width_us": 0, "gauge": True, "times": False}
-    view = store.columns(q("series"), {**query.params(), **window})
+    window = {"from_us": first, "to_us": last, "width_us": 0, "gauge": True}
+    arrays = {"filter_keys": list(filters), "filter_values": list(filters.values())}
+    view = store.columns(q("series"), {**query.params(), **window, **arrays})
     assert sorted(view["g_run_id"]) == list(runs)
 
 

@@ -2,12 +2,8 @@
 -- {name:Type} parameter; {{label_filter}} is fragments/label_filter.sql.
 
 -- name: series
--- With {times:Bool}, each bucket's distinct times, counted up to 301
--- (Sematic's rollup=auto takes whole seconds when no series has more than
--- 300, service/_sematic_rollup.py); else 0, and nothing counts them.
 SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
-       if({gauge:Bool}, avg_value, sum_value) AS value,
-       if({times:Bool}, distinct_times, 0) AS distinct_times
+       if({gauge:Bool}, avg_value, sum_value) AS value
 FROM metric_series(
     name = {name:String}, by_name = false,
     by_run_id = {by_run_id:Bool}, by_function_path = {by_function_path:Bool},
@@ -22,6 +18,9 @@ ORDER BY bucket_us, g_run_id, g_function_path, g_root_id, g_root_function_path;
 -- series engine's label filter (fragments/series_label_filter.sql, scalar
 -- parameters), since planning is most of a small read's time: 12 against
 -- 18 ms through the view on a 10k-point run. Tests check it equals the view.
+-- With {times:Bool}, each bucket's distinct times, counted up to 301
+-- (rollup=auto takes whole seconds when no series has more than 300); else
+-- 0, and nothing counts them.
 SELECT g_run_id, g_function_path, g_root_id, g_root_function_path, bucket_us,
        if({gauge:Bool}, sumKahanIf(value, isFinite(value)) / countIf(isFinite(value)),
           sumKahanIf(value, isFinite(value))) AS value,

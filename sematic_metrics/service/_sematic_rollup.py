@@ -153,18 +153,20 @@ def series(
             return shaped, closed
         if engine.distinct_fits(store, query, found, MAX_SERIES_POINTS):
             width = _US
-    params = {**query.params(), "from_us": from_us, "to_us": to_us, "gauge": gauge, "times": True}
+    params = {**query.params(), "from_us": from_us, "to_us": to_us, "gauge": gauge}
     if rollup == "auto" and points <= MAX_SERIES_POINTS:
         width = _US
-    rows = store.columns(q("sematic_buckets"), {**params, "width_us": width})
-    if rollup == "auto" and width != _US:
+    # Distinct times are counted only where they may send the answer to whole seconds.
+    count_times = rollup == "auto" and width != _US
+    rows = store.columns(q("sematic_buckets"), {**params, "width_us": width, "times": count_times})
+    if count_times:
         times: dict[tuple[Any, ...], int] = {}
         keys = zip(*(rows.get(f"g_{g}", ()) for g in engine.GROUP_BY_OPTIONS), strict=True)
         for key, n in zip(keys, rows.get("distinct_times", ()), strict=True):
             times[key] = times.get(key, 0) + int(n)
         # Each bucket's count stops at 301, so a sum up to 300 is exact.
         if max(times.values(), default=0) <= MAX_SERIES_POINTS:
-            rows = store.columns(q("sematic_buckets"), {**params, "width_us": _US})
+            rows = store.columns(q("sematic_buckets"), {**params, "width_us": _US, "times": False})
     return content(name, type_name, group_by, True, rows), closed
 
 

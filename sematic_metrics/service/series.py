@@ -190,7 +190,6 @@ def run_series(
         **extra,
         **flt.params(),
         "gauge": type_name == "GAUGE",
-        "times": False,
         **{f"by_{g}": g in group_by for g in GROUP_BY_OPTIONS},
         "width_us": 0,
     }

@@ -71,14 +71,11 @@ class SeriesQuery:
         )
 
     def params(self) -> dict[str, Any]:
-        """The parameters of the engine's queries (the label filter of
-        fragments/series_label_filter.sql) and of the views (filter_keys,
-        filter_values)."""
+        """The parameters of the engine's queries (with the label filter of
+        fragments/series_label_filter.sql)."""
         others = {k: v for k, v in self.filters.items() if k not in WELL_KNOWN_LABELS}
         return {
             "name": self.name,
-            "filter_keys": list(self.filters),
-            "filter_values": list(self.filters.values()),
             **{f"has_{c}": label in self.filters for label, c in WELL_KNOWN_LABELS.items()},
             **{f"f_{c}": self.filters.get(label, "") for label, c in WELL_KNOWN_LABELS.items()},
             "label_keys": list(others),
